@@ -1,0 +1,3 @@
+from chatserver.manage import main
+
+main()

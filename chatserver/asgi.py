@@ -1,0 +1,25 @@
+"""The ASGI application, the same under twistd, plain ``daphne`` and ``uvicorn``.
+
+Django is set up before anything imports models; WebSockets pass the Origin check against
+``ALLOWED_HOSTS`` (cross-site WebSocket hijacking) before authentication and routing.
+"""
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatserver.settings.development")
+
+from django.core.asgi import get_asgi_application  # noqa: E402
+
+django_http_application = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+
+from chatserver.chat.routing import websocket_application  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_http_application,
+        "websocket": AllowedHostsOriginValidator(websocket_application),
+    }
+)

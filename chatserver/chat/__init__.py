@@ -1,0 +1,1 @@
+"""The Django side: models, WebSocket consumer, protocol, permissions and authentication."""

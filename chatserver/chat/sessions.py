@@ -1,0 +1,112 @@
+"""Session bookkeeping shared by the consumer and the daemon's maintenance jobs.
+
+Everything here is async and runs its ORM work through ``database_sync_to_async``, so callers on
+the reactor thread (looping calls, the manhole) never block it.
+"""
+
+from datetime import timedelta
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.utils import timezone
+
+from .models import Session
+from .protocol import CLOSE_HEARTBEAT_EXPIRED, CLOSE_SERVER_REQUEST
+
+# Message type a consumer handles by closing its socket (see ChatConsumer.session_close).
+SESSION_CLOSE = "session.close"
+
+
+@database_sync_to_async
+def open_session(user, channel_name):
+    now = timezone.now()
+    session, _ = Session.objects.update_or_create(
+        channel_name=channel_name,
+        defaults={"user": user, "last_heartbeat": now, "closed_at": None, "close_code": None},
+    )
+    return session
+
+
+@database_sync_to_async
+def touch_session(channel_name):
+    """Record a heartbeat; returns False when the session is unknown or already closed."""
+    return bool(
+        Session.objects.filter(channel_name=channel_name, closed_at__isnull=True).update(
+            last_heartbeat=timezone.now()
+        )
+    )
+
+
+@database_sync_to_async
+def close_session(channel_name, code):
+    Session.objects.filter(channel_name=channel_name, closed_at__isnull=True).update(
+        closed_at=timezone.now(), close_code=code
+    )
+
+
+@database_sync_to_async
+def _claim_expired(cutoff, now):
+    """Mark open sessions silent since ``cutoff`` as closed; return their channel names."""
+    stale = list(
+        Session.objects.filter(closed_at__isnull=True, last_heartbeat__lt=cutoff).values_list(
+            "pk", "channel_name"
+        )
+    )
+    if stale:
+        Session.objects.filter(pk__in=[pk for pk, _ in stale], closed_at__isnull=True).update(
+            closed_at=now, close_code=CLOSE_HEARTBEAT_EXPIRED
+        )
+    return [channel for _, channel in stale]
+
+
+async def expire_silent_sessions(threshold_seconds, now=None, channel_layer=None):
+    """Close every socket whose last heartbeat is older than the threshold.
+
+    The row is marked closed first, then the socket is told to close with 4408 so the client
+    reconnects and resumes; a socket is never left open while no longer counted as a session.
+    Returns the number of sessions expired.
+    """
+    now = now or timezone.now()
+    channels = await _claim_expired(now - timedelta(seconds=threshold_seconds), now)
+    layer = channel_layer or get_channel_layer()
+    for channel_name in channels:
+        await layer.send(channel_name, {"type": SESSION_CLOSE, "code": CLOSE_HEARTBEAT_EXPIRED})
+    return len(channels)
+
+
+@database_sync_to_async
+def reap_sessions(retention_seconds, now=None):
+    """Delete session rows whose last heartbeat is older than the retention; returns the count."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=retention_seconds)
+    deleted, _ = Session.objects.filter(last_heartbeat__lt=cutoff).delete()
+    return deleted
+
+
+@database_sync_to_async
+def open_sessions_of(user_id):
+    return list(
+        Session.objects.filter(user_id=user_id, closed_at__isnull=True)
+        .order_by("connected_at")
+        .values("channel_name", "connected_at", "last_heartbeat")
+    )
+
+
+async def disconnect_user(user_id, code=CLOSE_SERVER_REQUEST, channel_layer=None):
+    """Close every open socket of a user; returns how many were told to close."""
+    layer = channel_layer or get_channel_layer()
+    sessions = await open_sessions_of(user_id)
+    for session in sessions:
+        await layer.send(session["channel_name"], {"type": SESSION_CLOSE, "code": code})
+    return len(sessions)
+
+
+@database_sync_to_async
+def session_counts():
+    return {
+        "open_sessions": Session.objects.filter(closed_at__isnull=True).count(),
+        "users_online": Session.objects.filter(closed_at__isnull=True)
+        .values("user_id")
+        .distinct()
+        .count(),
+        "session_rows": Session.objects.count(),
+    }

@@ -1,0 +1,8 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("api/token/", views.obtain_token, name="token_obtain"),
+    path("api/token/refresh/", views.refresh_token, name="token_refresh"),
+]

@@ -1,0 +1,148 @@
+"""Turn environment variables into Django settings values.
+
+Kept free of Django imports so both settings modules and the daemon's option parser can use it.
+"""
+
+import os
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off", ""}
+
+
+def env_flag(name, default):
+    """Read a boolean variable; anything but a yes/no word is a configuration error."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean: use 1/0, true/false, yes/no.")
+
+
+def env_list(name, default=()):
+    """Read a comma-separated list, dropping blanks."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return list(default)
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_int(name, default):
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number.") from None
+
+
+def state_dir(default="var"):
+    """Where the SQLite database and the manhole host key live (CHATSERVER_STATE_DIR)."""
+    return Path(os.environ.get("CHATSERVER_STATE_DIR") or default).resolve()
+
+
+def redis_hosts(url):
+    """One channels-redis host entry for ``url``.
+
+    redis-py 8 defaults to a 5 s socket timeout, but channels-redis blocks in BZPOPMIN for 5 s,
+    so idle sockets would die with 1011: the timeout is disabled. The pool is sized for connect
+    storms (every connect does a group_add) and can be raised with CHATSERVER_REDIS_MAX_CONNECTIONS.
+    """
+    return [
+        {
+            "address": url,
+            "socket_timeout": None,
+            "socket_connect_timeout": 5,
+            "health_check_interval": 30,
+            "max_connections": env_int("CHATSERVER_REDIS_MAX_CONNECTIONS", 1000),
+        }
+    ]
+
+
+def channel_layers(redis_url):
+    """The channel layer: Redis when a URL is given, otherwise in-process (one daemon only).
+
+    CHATSERVER_CHANNEL_LAYER=pubsub selects channels-redis' pub/sub layer, which publishes a group
+    message once and fans it out in each process; the per-room sequence numbers and
+    ``session.resume`` make its at-most-once delivery safe.
+    """
+    if not redis_url:
+        return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    flavour = os.environ.get("CHATSERVER_CHANNEL_LAYER", "core").strip().lower()
+    backends = {
+        "core": "channels_redis.core.RedisChannelLayer",
+        "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+    }
+    if flavour not in backends:
+        raise ImproperlyConfigured(
+            f"CHATSERVER_CHANNEL_LAYER={flavour!r}: choose one of {', '.join(sorted(backends))}."
+        )
+    config = {"hosts": redis_hosts(redis_url)}
+    if flavour == "core":
+        config.update({"capacity": 1000, "expiry": 60, "group_expiry": 86400})
+    return {"default": {"BACKEND": backends[flavour], "CONFIG": config}}
+
+
+def caches(redis_url):
+    if not redis_url:
+        return {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    return {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": redis_url,
+            "KEY_PREFIX": "chatserver",
+        }
+    }
+
+
+def databases(database_url, sqlite_path):
+    """DATABASE_URL (PostgreSQL in production) or SQLite in the state directory."""
+    if database_url:
+        import dj_database_url
+
+        config = dj_database_url.parse(database_url, conn_max_age=600, conn_health_checks=True)
+    else:
+        config = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(sqlite_path)}
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        # One connection per thread, WAL so readers never wait for the writer, IMMEDIATE so two
+        # writers queue on the lock instead of failing on upgrade, and a generous busy timeout.
+        config["CONN_MAX_AGE"] = 0
+        config.setdefault("OPTIONS", {}).update(
+            {
+                "timeout": 20,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            }
+        )
+    return {"default": config}
+
+
+def check_production(*, secret_key, allowed_hosts, redis_url, debug):
+    """Refuse settings that would misbehave in production, with one sentence per problem."""
+    problems = []
+    if debug:
+        problems.append("DEBUG must be off in production (unset DEBUG or set DEBUG=0).")
+    if not secret_key:
+        problems.append("SECRET_KEY is not set: export a long random SECRET_KEY.")
+    elif len(secret_key) < 32:
+        problems.append("SECRET_KEY is shorter than 32 characters.")
+    if not allowed_hosts:
+        problems.append(
+            "ALLOWED_HOSTS is empty: every WebSocket handshake would be refused. "
+            "List the host names you serve, comma-separated."
+        )
+    elif "*" in allowed_hosts:
+        problems.append("ALLOWED_HOSTS must not contain '*' in production: list exact hosts.")
+    if not redis_url:
+        problems.append(
+            "REDIS_URL is not set: production needs Redis for the channel layer and the cache."
+        )
+    if problems:
+        raise ImproperlyConfigured("Production settings are incomplete: " + " ".join(problems))

@@ -1,0 +1,19 @@
+"""Shared fixtures: a real redis-server, and the Django test database (pytest-django)."""
+
+import pytest
+
+from tests.redis_server import RedisServer
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server):
+    """A Redis URL with an empty database for each test."""
+    redis_server.flush()
+    return redis_server.url
