@@ -1,0 +1,176 @@
+"""Daphne's HTTP/WebSocket server, running inside the twistd reactor.
+
+Daphne's ``Server.run()`` would start its own reactor and silence Twisted's logging, so we never
+call it: we build its factories, listen through Twisted endpoints as child services, and drive
+its housekeeping ourselves. On stop, every WebSocket gets close code 1001, the application
+instances get ``--drain`` seconds to run their disconnect handlers, and the channel layer's Redis
+pools are closed.
+"""
+
+import asyncio
+import logging
+import time
+
+from daphne.http_protocol import HTTPFactory
+from daphne.server import Server
+from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
+from twisted.application import service
+from twisted.internet import defer, task
+from twisted.logger import Logger
+
+from .aio import as_deferred
+from .listening import ListeningService
+
+log = Logger()
+access_log = logging.getLogger("chatserver.access")
+
+GOING_AWAY = 1001
+PROXY_HEADERS = ("X-Forwarded-For", "X-Forwarded-Port", "X-Forwarded-Proto")
+
+
+def log_action(protocol, action, details):
+    """Daphne's action logger: one INFO line per HTTP request and WebSocket state change."""
+    client = details.get("client") or "-"
+    if protocol == "http" and action == "complete":
+        access_log.info(
+            '%s "%s %s" %s %s %.3fs',
+            client,
+            details["method"],
+            details["path"],
+            details["status"],
+            details.get("size") or "-",
+            details.get("time_taken", 0.0),
+        )
+    elif protocol == "websocket":
+        access_log.info("%s WebSocket %s %s", client, action, details.get("path"))
+
+
+class EmbeddedServer(Server):
+    """Daphne's Server with the parts of ``run()`` that do not start a reactor."""
+
+    def build_factories(self):
+        self.connections = {}
+        self.http_factory = HTTPFactory(self)
+        # Twisted's own access log would repeat log_action's line for every request.
+        self.http_factory.log = lambda request: None
+        self.ws_factory = WebSocketFactory(self, server=self.server_name)
+        self.ws_factory.setProtocolOptions(
+            autoPingTimeout=self.ping_timeout,
+            allowNullOrigin=True,
+            openHandshakeTimeout=self.websocket_handshake_timeout,
+            maxMessagePayloadSize=self.websocket_max_message_size,
+            maxFramePayloadSize=self.websocket_max_frame_size,
+        )
+
+    def open_websockets(self):
+        return [
+            protocol
+            for protocol in list(self.connections)
+            if isinstance(protocol, WebSocketProtocol)
+            and protocol.state == protocol.STATE_OPEN
+            and "disconnected" not in self.connections.get(protocol, {})
+        ]
+
+    def busy_applications(self):
+        """Application instances (consumers) that have not finished yet."""
+        return [
+            details["application_instance"]
+            for details in list(self.connections.values())
+            if "application_instance" in details and not details["application_instance"].done()
+        ]
+
+
+class DaphneService(service.MultiService):
+    def __init__(
+        self,
+        application,
+        endpoints,
+        reactor,
+        *,
+        drain=10.0,
+        max_message_size=1024 * 1024,
+        websocket_timeout=-1,
+        proxy_headers=False,
+        channel_layer=None,
+    ):
+        super().__init__()
+        self.reactor = reactor
+        self.drain = drain
+        self.channel_layer = channel_layer
+        header = (lambda name: name) if proxy_headers else (lambda name: None)
+        self.server = EmbeddedServer(
+            application,
+            endpoints=list(endpoints),
+            signal_handlers=False,
+            action_logger=log_action,
+            websocket_timeout=websocket_timeout,
+            websocket_max_message_size=max_message_size,
+            websocket_max_frame_size=max_message_size,
+            proxy_forwarded_address_header=header(PROXY_HEADERS[0]),
+            proxy_forwarded_port_header=header(PROXY_HEADERS[1]),
+            proxy_forwarded_proto_header=header(PROXY_HEADERS[2]),
+            server_name="chatserver",
+        )
+        self.server.build_factories()
+        self.listeners = []
+        for description in endpoints:
+            listener = ListeningService(reactor, description, self.server.http_factory)
+            listener.setServiceParent(self)
+            self.listeners.append(listener)
+        self._checkers_started = False
+
+    def startService(self):
+        # Channels and asgiref look the event loop up globally; make it the reactor's.
+        asyncio.set_event_loop(self.reactor._asyncioEventloop)
+        super().startService()
+        # Daphne's housekeeping (reaping finished consumers, pings, timeouts) reschedules itself
+        # on the reactor, as under `daphne`; it stops with the reactor.
+        if not self._checkers_started:
+            self._checkers_started = True
+            self.reactor.callLater(1, self.server.application_checker)
+            self.reactor.callLater(2, self.server.timeout_checker)
+
+    def connection_count(self):
+        return len(self.server.open_websockets())
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        # 1. Stop accepting: close the listening sockets (the Unix socket file goes with them).
+        yield defer.DeferredList([defer.maybeDeferred(s.stopService) for s in self.listeners])
+        service.Service.stopService(self)
+        # 2. Tell every WebSocket we are going away. sendClose() refuses 1001, so send the frame.
+        sockets = self.server.open_websockets()
+        for protocol in sockets:
+            try:
+                protocol.sendCloseFrame(code=GOING_AWAY, isReply=False)
+            except Exception:
+                log.failure("could not send close frame to {protocol}", protocol=protocol)
+        if sockets:
+            log.info("sent 1001 to {n} WebSocket(s); draining", n=len(sockets))
+        # 3. Wait for consumers' disconnect handlers, at most `drain` seconds.
+        deadline = time.monotonic() + self.drain
+        while self.server.busy_applications() and time.monotonic() < deadline:
+            yield task.deferLater(self.reactor, 0.05, lambda: None)
+        leftovers = self.server.busy_applications()
+        if leftovers:
+            log.warn("cancelling {n} application(s) still running after drain", n=len(leftovers))
+            for instance in leftovers:
+                instance.cancel()
+            yield as_deferred(asyncio.gather(*leftovers, return_exceptions=True))
+        # 4. Close the channel layer's connections.
+        yield close_channel_layer(self.channel_layer)
+
+
+async def _close_layer(layer):
+    if hasattr(layer, "close_pools"):  # channels_redis.core.RedisChannelLayer
+        await layer.close_pools()
+    elif hasattr(layer, "_shards"):  # channels_redis.pubsub.RedisPubSubChannelLayer
+        await layer.flush()
+
+
+def close_channel_layer(layer):
+    if layer is None:
+        return defer.succeed(None)
+    d = as_deferred(_close_layer(layer))
+    d.addErrback(lambda failure: log.failure("closing the channel layer failed", failure))
+    return d
