@@ -81,12 +81,17 @@ def id_field(name, value):
     return value
 
 
-def ids_field(name, value):
-    if not isinstance(value, list) or not value:
+def ids_field(name, value, allow_empty=False):
+    """A list of distinct ids (order kept), at most MAX_LIST_ITEMS long."""
+    if not isinstance(value, list) or not (value or allow_empty):
         raise invalid(f"'{name}' must be a non-empty list of ids.")
     if len(value) > MAX_LIST_ITEMS:
         raise invalid(f"'{name}' holds at most {MAX_LIST_ITEMS} ids.")
     return list(dict.fromkeys(id_field(name, item) for item in value))
+
+
+def ids_or_empty_field(name, value):
+    return ids_field(name, value, allow_empty=True)
 
 
 def text_field(max_length, blank=False):
@@ -187,7 +192,7 @@ CLIENT_EVENTS = {
             "room.create",
             "manage",
             type=(choice_field("direct", "group", "channel"), REQUIRED),
-            members=(ids_field, OPTIONAL),
+            members=(ids_or_empty_field, OPTIONAL),
             name=(_name, OPTIONAL),
             description=(_description, OPTIONAL),
             is_public=(bool_field, OPTIONAL),
@@ -232,7 +237,8 @@ CLIENT_EVENTS = {
             "message.send",
             "send",
             room_id=_room,
-            content=(text_field("MAX_MESSAGE_LENGTH"), REQUIRED),
+            # Required unless forwarding (a forward copies the source's content).
+            content=(text_field("MAX_MESSAGE_LENGTH"), OPTIONAL),
             client_msg_id=(text_field(64), OPTIONAL),
             parent_message_id=(id_field, OPTIONAL),
             forwarded_from_id=(id_field, OPTIONAL),

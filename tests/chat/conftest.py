@@ -71,7 +71,7 @@ class Client:
 def make_user(django_user_model):
     def make(username, **extra):
         extra.setdefault("email", f"{username}@example.com")
-        return django_user_model.objects.create_user(username=username, password="pw", **extra)
+        return django_user_model.objects.create_user(username=username, password=None, **extra)
 
     return make
 
