@@ -1,0 +1,140 @@
+"""Every error code and close code, and that the socket survives every error."""
+
+import json
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from chatserver.asgi import application
+from chatserver.chat.handlers import rooms as room_handlers
+from chatserver.chat.tokens import issue_access_token
+
+from .conftest import ORIGIN
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def raw_error(client, text):
+    await client.communicator.send_to(text_data=text)
+    frame = await client.recv()
+    assert frame["eventType"] == "error", frame
+    return frame
+
+
+@pytest.mark.parametrize(
+    ("text", "request_id"),
+    [
+        ("not json", None),
+        ("[1, 2]", None),
+        ('{"data": {}}', None),
+        ('{"event_type": "", "request_id": "q"}', "q"),
+        ('{"event_type": "room.list", "data": [], "request_id": "q2"}', "q2"),
+        ('{"event_type": "room.list", "request_id": 5}', None),
+    ],
+)
+async def test_malformed_frames_are_4000_and_echo_request_id(connect, users, text, request_id):
+    a = await connect(users.alice)
+    frame = await raw_error(a, text)
+    assert frame["error"]["code"] == 4000
+    assert frame.get("request_id") == request_id
+    await a.ok("session.heartbeat")  # still open
+
+
+async def test_binary_frame_is_4000(connect, users):
+    a = await connect(users.alice)
+    await a.communicator.send_to(bytes_data=b"\x00\x01")
+    frame = await a.recv()
+    assert frame["error"]["code"] == 4000
+
+
+async def test_unknown_event_is_4007(connect, users):
+    a = await connect(users.alice)
+    frame = await raw_error(a, json.dumps({"event_type": "room.explode", "request_id": "x"}))
+    assert frame["error"] == {
+        "code": 4007,
+        "detail": "Unknown event_type 'room.explode'.",
+        "event_type": "room.explode",
+    }
+    assert frame["request_id"] == "x"
+
+
+async def test_validation_not_found_permission_conflict(connect, users):
+    a, b = await connect(users.alice), await connect(users.bob)
+    room_id = (
+        await a.ok("room.create", {"type": "channel", "name": "c", "members": [users.bob.pk]})
+    )["room"]["id"]
+    await b.expect("roomcreate.dispatch")
+    assert await a.error("room.info", {"room_id": "abc"}) == 4003
+    assert await a.error("room.info", {"room_id": True}) == 4003
+    assert await a.error("room.info", {}) == 4003
+    assert await a.error("room.create", {"type": "group"}) == 4003  # no name
+    assert await a.error("room.create", {"type": "group", "name": "x" * 101}) == 4003
+    assert await a.error("room.info", {"room_id": 10**9}) == 4004
+    assert await b.error("message.send", {"room_id": room_id, "content": "x"}) == 4002
+    assert await a.error("room.join", {"room_id": room_id}) == 4005
+
+
+async def test_internal_error_is_4006_without_traceback(connect, users, monkeypatch, caplog):
+    def explode(*args):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(room_handlers, "list_rooms_db", database_sync_to_async(explode))
+    a = await connect(users.alice)
+    frame = await a.request("room.list")
+    assert frame["error"] == {
+        "code": 4006,
+        "detail": "Internal server error.",
+        "event_type": "room.list",
+    }
+    assert "secret" not in json.dumps(frame)
+    assert "secret internals" in caplog.text  # logged for the operator, not sent
+    await a.ok("session.heartbeat")
+
+
+async def test_rate_limit_is_4029_per_user_and_class(connect, users, chat_options):
+    limits = {
+        "send": {"rate": 0.001, "burst": 2},
+        "typing": {"rate": 1, "burst": 1},
+        "read": {"rate": 0.001, "burst": 3},
+        "manage": {"rate": 1, "burst": 5},
+    }
+    chat_options(RATE_LIMITS=limits)
+    a1, a2 = await connect(users.alice), await connect(users.alice)
+    await a1.ok("session.heartbeat")
+    await a2.ok("session.heartbeat")
+    await a1.ok("room.list")
+    assert await a2.error("room.list") == 4029  # the same user's budget, across sockets
+    room_id = (await a1.ok("room.create", {"type": "group", "name": "g"}))["room"]["id"]
+    await a2.expect("roomcreate.dispatch")
+    await a1.ok("message.send", {"room_id": room_id, "content": "1"})
+    await a1.ok("message.send", {"room_id": room_id, "content": "2"})
+    assert await a1.error("message.send", {"room_id": room_id, "content": "3"}) == 4029
+
+
+async def test_anonymous_and_bad_token_close_with_4001():
+    for path in ("/messaging/", "/messaging/?token=not-a-jwt"):
+        communicator = WebsocketCommunicator(application, path, headers=ORIGIN)
+        connected, _ = await communicator.connect()
+        assert connected  # accepted first, so the client can read the code
+        assert await communicator.receive_output() == {"type": "websocket.close", "code": 4001}
+        await communicator.disconnect()
+
+
+async def test_foreign_origin_is_refused(users):
+    path = f"/messaging/?token={issue_access_token(users.alice.pk)}"
+    communicator = WebsocketCommunicator(
+        application, path, headers=[(b"origin", b"http://evil.example")]
+    )
+    connected, _ = await communicator.connect()
+    assert not connected
+
+
+async def test_oversized_frame_closes_with_1009(connect, users, chat_options):
+    chat_options(MAX_FRAME_BYTES=1000)
+    a = await connect(users.alice)
+    await a.communicator.send_to(text_data=json.dumps({"event_type": "x", "pad": "é" * 600}))
+    assert await a.communicator.receive_output() == {"type": "websocket.close", "code": 1009}
+    b = await connect(users.bob)
+    await b.communicator.send_to(bytes_data=b"x" * 1001)
+    assert await b.communicator.receive_output() == {"type": "websocket.close", "code": 1009}
