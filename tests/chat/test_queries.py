@@ -1,0 +1,77 @@
+"""Query counts: history pages, the room list, resume and send do not grow with the data."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from chatserver.chat import eventlog
+from chatserver.chat.permissions import Access
+from chatserver.chat.services import messages as message_service
+from chatserver.chat.services import rooms as room_service
+
+pytestmark = pytest.mark.django_db
+
+
+def make_room(owner, members, name="g"):
+    data = {"type": "group", "name": name, "members": [m.pk for m in members]}
+    return room_service.create_room(owner, data).data["room"]["id"]
+
+
+def fill(room_id, authors, count):
+    for i in range(count):
+        author = authors[i % len(authors)]
+        payload, _ = message_service.send_message(author, room_id, {"content": f"m{i}"})
+        message_service.react(
+            author,
+            Access(room_id, "group", "member", frozenset()),
+            payload["message"]["id"],
+            {"action": "add", "emoji": "+1"},
+        )
+
+
+def count_queries(fn):
+    with CaptureQueriesContext(connection) as ctx:
+        fn()
+    return len(ctx.captured_queries)
+
+
+def test_history_page_costs_the_same_for_5_and_50_messages(users):
+    small = make_room(users.alice, [users.bob])
+    big = make_room(users.alice, [users.bob, users.carol])
+    fill(small, [users.alice, users.bob], 5)
+    fill(big, [users.alice, users.bob, users.carol], 50)
+    n_small = count_queries(lambda: message_service.history(small, {"limit": 50}))
+    n_big = count_queries(lambda: message_service.history(big, {"limit": 50}))
+    assert n_small == n_big == 2
+
+
+def test_room_list_costs_the_same_for_2_and_12_rooms(users):
+    for i in range(2):
+        fill(make_room(users.alice, [users.bob], f"a{i}"), [users.alice], 2)
+    n_two = count_queries(lambda: room_service.list_rooms(users.bob, {}))
+    for i in range(10):
+        fill(make_room(users.alice, [users.bob, users.carol], f"b{i}"), [users.alice], 3)
+    room_service.create_room(users.bob, {"type": "direct", "members": [users.carol.pk]})
+    n_twelve = count_queries(lambda: room_service.list_rooms(users.bob, {}))
+    assert len(room_service.list_rooms(users.bob, {})["rooms"]) == 13
+    assert n_two == 3 and n_twelve == 5  # + peers of direct rooms (2): constant per page
+
+
+def test_resume_costs_the_same_for_1_and_5_rooms(users):
+    rooms = [make_room(users.alice, [users.bob], f"r{i}") for i in range(5)]
+    for room_id in rooms:
+        fill(room_id, [users.alice], 4)
+    one = count_queries(lambda: eventlog.replay(users.bob, {rooms[0]: 0}, 100))
+    five = count_queries(lambda: eventlog.replay(users.bob, dict.fromkeys(rooms, 0), 100))
+    assert one == five == 4
+
+
+def test_send_is_one_short_transaction(users):
+    room_id = make_room(users.alice, [users.bob])
+    n = count_queries(
+        lambda: message_service.send_message(
+            users.alice, room_id, {"content": "x", "client_msg_id": "abc"}
+        )
+    )
+    # client_msg_id lookup, SAVEPOINT/BEGIN, seq UPDATE + SELECT, message INSERT, event INSERT
+    assert n <= 7
