@@ -1,0 +1,843 @@
+"""Run the benchmark: every server, every scenario, side by side, bounded in time.
+
+    .venv/bin/python -m bench.run --out bench/results/$(date +%Y%m%d-%H%M%S)
+    .venv/bin/python -m bench.run --smoke --out /tmp/bench-smoke        # a few seconds
+
+Starts Redis and a throwaway PostgreSQL cluster on Unix sockets in a temp dir, then for each server:
+start it on a Unix socket, create users/rooms through its ORM, drive it with the load client
+(``bench.client``, a few worker processes), stop it by PID. Writes ``results.json``,
+``results.md`` and ``chart.png`` into ``--out``; ratios are to the baseline (b) of the same run,
+medians of the repetitions. A phase that fails or times out records an error and the run goes on.
+"""
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import client, report
+from .infra import Postgres, Redis
+from .proc import Managed, cpu_seconds, raise_nofile, rss_kib, wait_for_unix_socket
+from .servers import BASELINE, ORDER, REF_PROJECT, REF_VENV, REPO, SERVERS, VENV_BIN
+
+
+class BenchError(Exception):
+    """A phase failed; recorded in the results instead of stopping the run."""
+
+
+@dataclass
+class Params:
+    reps: int = 3
+    workers: int = 2
+    storm_conns: int = 1000
+    storm_concurrency: int = 48
+    fanout_sizes: list = field(default_factory=lambda: [100, 1000])
+    fanout_senders: list = field(default_factory=lambda: [1, 10])
+    window: int = 4
+    latency_room: int = 1000
+    latency_rate: float = 10.0
+    latency_senders: int = 10
+    latency_duration: float = 10.0
+    pair_users: int = 1000
+    idle_counts: list = field(default_factory=lambda: [1000, 5000])
+    idle_duration: float = 60.0
+    heartbeat_interval: float = 20.0
+    duration: float = 5.0
+    drain: float = 10.0
+    quiet: float = 1.0
+    connect_timeout: float = 30.0
+    server_start_timeout: float = 90.0
+    max_minutes: float = 90.0
+
+    @classmethod
+    def smoke(cls):
+        return cls(
+            reps=1,
+            workers=1,
+            storm_conns=10,
+            storm_concurrency=5,
+            fanout_sizes=[5],
+            fanout_senders=[1, 2],
+            window=2,
+            latency_room=5,
+            latency_rate=10.0,
+            latency_senders=2,
+            latency_duration=0.5,
+            pair_users=4,
+            idle_counts=[6],
+            idle_duration=0.5,
+            heartbeat_interval=0.25,
+            duration=0.5,
+            drain=2.0,
+            quiet=0.2,
+            connect_timeout=10.0,
+            server_start_timeout=60.0,
+            max_minutes=3.0,
+        )
+
+
+# -- run context: infrastructure, environments, setup data -----------------------------------
+
+
+class Context:
+    def __init__(self, params, workdir, smoke, layer, database_note):
+        self.params = params
+        self.workdir = Path(workdir)
+        self.smoke = smoke
+        self.layer = layer
+        self.state_dir = self.workdir / "state"
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.secret_key = "bench-" + secrets.token_urlsafe(48)
+        self.redis = None
+        self.postgres = None
+        self.database_note = database_note
+        self._setups = {}
+        sizes = sorted(params.fanout_sizes + [params.latency_room])
+        self.group_sizes = sorted(set(sizes))
+        self.pair_first = max(self.group_sizes)
+        self.n_users = max(self.pair_first + params.pair_users, max(params.idle_counts or [0]))
+
+    def base_env(self):
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if key in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER")
+        }
+        env["PYTHONPATH"] = str(REPO)
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def ours_env(self):
+        env = self.base_env()
+        env.update(
+            {
+                "DJANGO_SETTINGS_MODULE": "bench.settings_bench",
+                "SECRET_KEY": self.secret_key,
+                "ALLOWED_HOSTS": "localhost,127.0.0.1",
+                "CHATSERVER_STATE_DIR": str(self.state_dir),
+                "CHATSERVER_ACCESS_TOKEN_LIFETIME": str(6 * 3600),
+                "CHATSERVER_CHANNEL_LAYER": self.layer,
+                "CHATSERVER_LOG_LEVEL": "WARNING",
+                # Fan-out phases keep connections silent for minutes; the idle phase heartbeats.
+                "CHATSERVER_INACTIVITY_THRESHOLD": "900",
+            }
+        )
+        if self.redis:
+            env["REDIS_URL"] = self.redis.url
+        if self.postgres:
+            env["DATABASE_URL"] = self.postgres.url("chatbench")
+        return env
+
+    def ref_env(self):
+        env = self.base_env()
+        env["PYTHONPATH"] = str(REF_PROJECT)
+        env["DJANGO_SETTINGS_MODULE"] = "refbench.settings"
+        env["SECRET_KEY"] = self.secret_key
+        env["REDIS_URL"] = self.redis.url if self.redis else ""
+        if self.postgres:
+            env["REF_PG_HOST"] = str(self.postgres.sockdir)
+            env["REF_PG_DB"] = "refbench"
+        else:
+            env["REF_SQLITE"] = str(self.state_dir / "ref.sqlite3")
+        return env
+
+    def plan(self):
+        return {
+            "users": self.n_users,
+            "groups": self.group_sizes,
+            "pairs": [self.pair_first, self.params.pair_users // 2],
+        }
+
+    def setup_for(self, flavor):
+        """Users, rooms and tokens for a server flavour, created once per run (shared DB)."""
+        if flavor in self._setups:
+            return self._setups[flavor]
+        plan = self.plan()
+        if flavor == "ceiling":
+            data = {
+                "tokens": [""] * self.n_users,
+                "groups": list(range(1, len(self.group_sizes) + 1)),
+                "pairs": [100000 + j for j in range(plan["pairs"][1])],
+                "seconds": 0,
+            }
+        else:
+            plan_path = self.workdir / f"plan-{flavor}.json"
+            out_path = self.workdir / f"setup-{flavor}.json"
+            plan_path.write_text(json.dumps(plan))
+            if flavor == "ours":
+                argv = [str(VENV_BIN / "python"), "-m", "bench.setup_ours"]
+                env, cwd = self.ours_env(), str(REPO)
+            else:
+                argv = [str(REF_VENV / "bin" / "python"), str(REF_PROJECT / "setup_ref.py")]
+                env, cwd = self.ref_env(), str(REF_PROJECT)
+            result = subprocess.run(
+                argv + [str(plan_path), str(out_path)],
+                env=env,
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            if result.returncode != 0:
+                raise BenchError(f"setup for {flavor} failed: {result.stderr.strip()[-1500:]}")
+            data = json.loads(out_path.read_text())
+        self._setups[flavor] = data
+        return data
+
+    def room_of_group(self, flavor, size):
+        return self.setup_for(flavor)["groups"][self.group_sizes.index(size)]
+
+    def pair_room(self, flavor, user_index):
+        return self.setup_for(flavor)["pairs"][(user_index - self.pair_first) // 2]
+
+    def ceiling_rooms_of(self, user_index):
+        rooms = [k + 1 for k, size in enumerate(self.group_sizes) if user_index < size]
+        first, count = self.pair_first, self.params.pair_users // 2
+        if first <= user_index < first + 2 * count:
+            rooms.append(100000 + (user_index - first) // 2)
+        return rooms
+
+
+# -- load-client worker processes --------------------------------------------------------------
+
+
+class Pool:
+    """A few ``bench.client`` worker processes (spawned), each driven over a pipe."""
+
+    def __init__(self, count, sock):
+        ctx = multiprocessing.get_context("spawn")
+        self.pipes = []
+        self.procs = []
+        for worker_id in range(count):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(
+                target=client.worker_main, args=(child, sock, worker_id), daemon=True
+            )
+            proc.start()
+            self.pipes.append(parent)
+            self.procs.append(proc)
+
+    def __len__(self):
+        return len(self.pipes)
+
+    def call(self, commands, timeout):
+        """Send one command per worker, wait for every answer at most ``timeout`` seconds."""
+        for pipe, command in zip(self.pipes, commands, strict=True):
+            pipe.send({**command, "timeout_s": timeout})
+        deadline = time.monotonic() + timeout + 10
+        results = []
+        for pipe in self.pipes:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not pipe.poll(remaining):
+                self.kill()
+                raise BenchError(f"load client did not answer {commands[0]['cmd']!r} in time")
+            results.append(pipe.recv())
+        errors = [r["error"] for r in results if "error" in r]
+        if errors:
+            raise BenchError("; ".join(errors))
+        return results
+
+    def broadcast(self, command, timeout):
+        return self.call([dict(command) for _ in self.pipes], timeout)
+
+    def close(self):
+        try:
+            for pipe in self.pipes:
+                pipe.send({"cmd": "exit"})
+            for pipe in self.pipes:
+                if pipe.poll(5):
+                    pipe.recv()
+        except (OSError, EOFError, BrokenPipeError):
+            pass
+        self.kill()
+
+    def kill(self):
+        for proc in self.procs:
+            proc.join(timeout=2)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout=2)
+
+
+# -- scenarios ---------------------------------------------------------------------------------
+
+
+def settle(pid, max_wait=10.0, idle_fraction=0.1):
+    """Wait until the server uses less than ``idle_fraction`` of a core (at most ``max_wait``)."""
+    deadline = time.monotonic() + max_wait
+    while time.monotonic() < deadline:
+        before = cpu_seconds(pid)
+        time.sleep(0.25)
+        after = cpu_seconds(pid)
+        if before is None or after is None or (after - before) / 0.25 < idle_fraction:
+            return
+
+
+def split(items, count):
+    return [items[i::count] for i in range(count)]
+
+
+def percentiles(hist):
+    return {
+        "p50_ms": client.hist_percentile(hist, 0.50),
+        "p90_ms": client.hist_percentile(hist, 0.90),
+        "p99_ms": client.hist_percentile(hist, 0.99),
+        "max_ms": client.hist_percentile(hist, 1.0),
+    }
+
+
+class Runner:
+    def __init__(self, server, ctx, sock, process, pool):
+        self.server = server
+        self.ctx = ctx
+        self.p = ctx.params
+        self.sock = sock
+        self.process = process
+        self.pool = pool
+        self.pid = process.pid
+        self.rep_counter = 0
+
+    def next_rep(self):
+        """A fresh id per measured repetition: late frames of an earlier one are not counted."""
+        self.rep_counter += 1
+        return self.rep_counter
+
+    def targets(self, user_indices, senders=None):
+        senders = senders or {}
+        return [
+            [i, self.server.path_for(user, self.ctx), senders.get(i)]
+            for i, user in enumerate(user_indices)
+        ]
+
+    def connect(self, user_indices, senders=None, concurrency=None):
+        concurrency = concurrency or self.p.storm_concurrency
+        per_worker = max(1, concurrency // len(self.pool))
+        targets = split(self.targets(user_indices, senders), len(self.pool))
+        timeout = self.p.connect_timeout + len(user_indices) / 20.0
+        results = self.pool.call(
+            [
+                {
+                    "cmd": "connect",
+                    "targets": part,
+                    "concurrency": per_worker,
+                    "timeout": self.p.connect_timeout,
+                    "ready_probe": self.server.ready_probe,
+                }
+                for part in targets
+            ],
+            timeout=timeout,
+        )
+        hist = {}
+        for r in results:
+            client.hist_merge(hist, r["hist"])
+        ok = sum(r["ok"] for r in results)
+        failed = sum(r["failed"] for r in results)
+        wall = max(r["finished"] for r in results) - min(r["started"] for r in results)
+        errors = {}
+        for r in results:
+            errors.update(r["errors"])
+        return {
+            "ok": ok,
+            "failed": failed,
+            "retries": sum(r["retries"] for r in results),
+            "seconds": round(wall, 3),
+            "connects_per_s": round(ok / wall, 1) if wall > 0 else None,
+            "errors": errors,
+            **{f"connect_{k}": v for k, v in percentiles(hist).items()},
+        }
+
+    def close_all(self):
+        self.pool.broadcast({"cmd": "close"}, timeout=30)
+        settle(self.pid, max_wait=15)
+
+    def check_alive(self):
+        if not self.process.alive():
+            raise BenchError(f"server exited: {self.process.log_tail(8)}")
+
+    # connect storm: handshake + auth + subscribe, until the first server frame
+    def connect_storm(self):
+        users = [(self.ctx.pair_first + k) % self.ctx.n_users for k in range(self.p.storm_conns)]
+        reps = []
+        for _ in range(self.p.reps):
+            self.check_alive()
+            settle(self.pid)
+            cpu0 = cpu_seconds(self.pid)
+            result = self.connect(users)
+            cpu1 = cpu_seconds(self.pid)
+            if cpu0 is not None and cpu1 is not None and result["seconds"]:
+                result["server_cpu"] = round((cpu1 - cpu0) / result["seconds"], 2)
+            reps.append(result)
+            self.close_all()
+        return reps
+
+    def fan_out(self, size, sender_counts, label_prefix, extra_rate=None):
+        """Rooms of ``size`` members: one connected set, several sender configurations."""
+        flavor = self.server.flavor
+        room = self.server.room_json(self.ctx.room_of_group(flavor, size))
+        users = list(range(size))
+        configs = [(f"{label_prefix}_{size}x{s}", s, "window", None) for s in sender_counts]
+        if extra_rate:
+            s, rate = extra_rate
+            configs.append((f"latency_{size}_at_{rate:g}per_s", s, "rate", rate))
+        out = {}
+        sender_ids = {}
+        for _, s, _, _ in configs:
+            for k in range(s):
+                sender_ids[round(k * size / s)] = round(k * size / s)
+        settle(self.pid)
+        conn = self.connect(users, senders=sender_ids)
+        try:
+            if conn["failed"]:
+                raise BenchError(f"{conn['failed']} of {size} members failed to connect")
+            for name, s, mode, rate in configs:
+                senders = [(round(k * size / s), room, round(k * size / s)) for k in range(s)]
+                try:
+                    out[name] = self.reps_of(
+                        users, senders, size, mode=mode, rate=rate, connect=conn
+                    )
+                except BenchError as error:
+                    out[name] = {"error": str(error)}
+        finally:
+            self.close_all()
+        return out
+
+    def small_rooms(self):
+        first = self.ctx.pair_first
+        count = (self.p.pair_users // 2) * 2
+        users = [first + k for k in range(count)]
+        flavor = self.server.flavor
+        senders = [
+            (k, self.server.room_json(self.ctx.pair_room(flavor, users[k])), k)
+            for k in range(count)
+        ]
+        settle(self.pid)
+        conn = self.connect(users, senders={k: k for k in range(count)})
+        try:
+            if conn["failed"]:
+                raise BenchError(f"{conn['failed']} of {count} users failed to connect")
+            return self.reps_of(users, senders, 2, mode="window", window=1, connect=conn)
+        finally:
+            self.close_all()
+
+    def reps_of(self, users, senders, room_size, *, mode, rate=None, window=None, connect=None):
+        by_worker = split(list(range(len(users))), len(self.pool))
+        worker_of = {i: w for w, indices in enumerate(by_worker) for i in indices}
+        # Member i of ``users`` is the i-th target overall; workers hold targets i::W, and a
+        # worker's connection keeps the overall index it was given.
+        sender_lists = [[] for _ in self.pool.pipes]
+        for member_index, room, sender_id in senders:
+            sender_lists[worker_of[member_index]].append([member_index, room, sender_id])
+        duration = self.p.latency_duration if mode == "rate" else self.p.duration
+        per_sender_rate = (rate / max(1, len(senders))) if rate else None
+        reps = []
+        for _ in range(self.p.reps):
+            self.check_alive()
+            settle(self.pid, max_wait=5)
+            t_start = time.monotonic() + 0.3
+            cpu0, wall0 = cpu_seconds(self.pid), time.monotonic()
+            results = self.pool.call(
+                [
+                    {
+                        "cmd": "run",
+                        "senders": part,
+                        "rep": self.next_rep(),
+                        "t_start": t_start,
+                        "duration": duration,
+                        "drain": self.p.drain,
+                        "quiet": self.p.quiet,
+                        "mode": mode,
+                        "window": window or self.p.window,
+                        "rate": per_sender_rate,
+                        "frame_template": self.server.send_template,
+                        "dispatch_marker": self.server.dispatch_marker,
+                    }
+                    for part in sender_lists
+                ],
+                timeout=duration + self.p.drain + 30,
+            )
+            cpu1, wall1 = cpu_seconds(self.pid), time.monotonic()
+            hist = {}
+            for r in results:
+                client.hist_merge(hist, r["hist"])
+            sent = sum(r["sent"] for r in results)
+            received = sum(r["received"] for r in results)
+            last = max(r["last_recv"] for r in results)
+            span = (last - t_start) if last > t_start else None
+            expected = sent * room_size
+            reps.append(
+                {
+                    "sent": sent,
+                    "received": received,
+                    "expected": expected,
+                    "delivered_ratio": round(received / expected, 4) if expected else None,
+                    "seconds": round(span, 3) if span else None,
+                    "deliveries_per_s": round(received / span, 1) if span else 0.0,
+                    "messages_per_s": round(sent / span, 1) if span else 0.0,
+                    "stalls": sum(r["stalls"] for r in results),
+                    "open_after": sum(r["open"] for r in results),
+                    "server_cpu": (
+                        round((cpu1 - cpu0) / (wall1 - wall0), 2)
+                        if cpu0 is not None and cpu1 is not None
+                        else None
+                    ),
+                    **percentiles(hist),
+                }
+            )
+        return {"reps": reps, "median": medians(reps), "connect": connect}
+
+    def idle(self, count):
+        users = [k % self.ctx.n_users for k in range(count)]
+        self.check_alive()
+        settle(self.pid, max_wait=15)
+        before = rss_kib(self.pid)
+        conn = self.connect(users)
+        hb = self.pool.broadcast(
+            {
+                "cmd": "heartbeat",
+                "frame": self.server.heartbeat,
+                "interval": self.p.heartbeat_interval,
+                "duration": self.p.idle_duration,
+            },
+            timeout=self.p.idle_duration + 60,
+        )
+        settle(self.pid, max_wait=10)
+        after = rss_kib(self.pid)
+        stats = self.pool.broadcast({"cmd": "stats"}, timeout=30)
+        open_now = sum(s["open"] for s in stats)
+        close_codes = {}
+        for s in stats:
+            for code, n in s["close_codes"].items():
+                close_codes[code] = close_codes.get(code, 0) + n
+        result = {
+            "connections": count,
+            "connected": conn["ok"],
+            "open_after": open_now,
+            "connect_failed": conn["failed"],
+            "lost": sum(s["lost"] for s in stats),
+            "close_codes": close_codes,
+            "heartbeats_sent": sum(h["sent"] for h in hb),
+            "frames_received": sum(h["frames"] for h in hb),
+            "rss_before_kib": before,
+            "rss_after_kib": after,
+            "kib_per_conn": (
+                round((after - before) / open_now, 2) if before and after and open_now else None
+            ),
+            "connect": conn,
+        }
+        result["errors"] = result["connect_failed"] + result["lost"]
+        self.close_all()
+        return result
+
+
+def medians(reps):
+    keys = [k for k, v in reps[0].items() if isinstance(v, int | float) and not isinstance(v, bool)]
+    out = {}
+    for key in keys:
+        values = [r[key] for r in reps if isinstance(r.get(key), int | float)]
+        if values:
+            out[key] = round(statistics.median(values), 3)
+    return out
+
+
+# -- one server --------------------------------------------------------------------------------
+
+
+def run_server(server, ctx, deadline, log_dir):
+    p = ctx.params
+    record = {"label": server.label, "scenarios": {}, "error": None}
+    sock = str(ctx.workdir / f"{server.key}.sock")
+    if server.flavor == "ref" and not (REF_VENV / "bin" / "daphne").exists():
+        record["error"] = "reference venv missing: run with --make-ref-venv"
+        return record
+    if ctx.redis:
+        ctx.redis.flush()
+        if server.flavor == "ref":
+            ctx._setups.pop("ref", None)  # its group lists live in the (flushed) cache
+    try:
+        setup = ctx.setup_for(server.flavor)
+        record["setup_seconds"] = setup.get("seconds")
+    except (BenchError, subprocess.TimeoutExpired) as error:
+        record["error"] = f"setup: {error}"
+        return record
+    process = Managed(
+        server.key,
+        server.argv(sock, ctx),
+        env=server.env(ctx),
+        cwd=server.cwd(ctx),
+        log_path=log_dir / f"{server.key}.log",
+    )
+    pool = None
+    try:
+        if not wait_for_unix_socket(sock, p.server_start_timeout, process):
+            record["error"] = f"server did not start: {process.log_tail(15)}"
+            return record
+        record["pid"] = process.pid
+        pool = Pool(p.workers, sock)
+        runner = Runner(server, ctx, sock, process, pool)
+        warm = runner.connect([0, 1])
+        runner.close_all()
+        if warm["failed"]:
+            record["error"] = f"warm-up connections failed: {warm['errors']}"
+            return record
+        record["rss_start_kib"] = rss_kib(process.pid)
+
+        phases = [(f"idle_{n}", lambda n=n: runner.idle(n)) for n in p.idle_counts]
+        phases.append(("connect_storm", runner.connect_storm))
+        for size in sorted(set(p.fanout_sizes)):
+            extra = None
+            if size == p.latency_room:
+                extra = (p.latency_senders, p.latency_rate)
+            phases.append(
+                (
+                    f"fanout_{size}",
+                    lambda s=size, e=extra: runner.fan_out(s, p.fanout_senders, "fanout", e),
+                )
+            )
+        if p.latency_room not in p.fanout_sizes:
+            phases.append(
+                (
+                    f"latency_{p.latency_room}",
+                    lambda: runner.fan_out(
+                        p.latency_room, [], "fanout", (p.latency_senders, p.latency_rate)
+                    ),
+                )
+            )
+        phases.append(("small_rooms_1to1", runner.small_rooms))
+
+        for name, phase in phases:
+            if time.monotonic() > deadline:
+                record["scenarios"][name] = {"error": "skipped: the run's time budget is spent"}
+                continue
+            began = time.monotonic()
+            print(f"  {server.key}: {name} ...", file=sys.stderr, flush=True)
+            try:
+                result = phase()
+            except BenchError as error:
+                result = {"error": str(error)}
+            except Exception as error:  # noqa: BLE001 - one failed phase must not stop the run
+                result = {
+                    "error": f"{type(error).__name__}: {error}",
+                    "trace": traceback.format_exc()[-1500:],
+                }
+            if name.startswith("fanout_") and isinstance(result, dict) and "error" not in result:
+                record["scenarios"].update(result)
+            elif name == "connect_storm" and isinstance(result, list):
+                record["scenarios"][name] = {"reps": result, "median": medians(result)}
+            elif name == "small_rooms_1to1" and "error" not in result:
+                record["scenarios"][name] = result
+            else:
+                record["scenarios"][name] = result
+            print(
+                f"  {server.key}: {name} done in {time.monotonic() - began:.1f}s",
+                file=sys.stderr,
+                flush=True,
+            )
+            if "error" in result and not process.alive():
+                record["error"] = f"server died during {name}: {process.log_tail(10)}"
+                break
+            if pool is not None and not all(proc.is_alive() for proc in pool.procs):
+                pool.kill()
+                pool = Pool(p.workers, sock)
+                runner.pool = pool
+        record["rss_end_kib"] = rss_kib(process.pid)
+    except BenchError as error:
+        record["error"] = str(error)
+    finally:
+        if pool is not None:
+            pool.close()
+        record["exit_code"] = process.stop(timeout=20)
+    return record
+
+
+# -- the whole run -----------------------------------------------------------------------------
+
+
+def machine_info():
+    info = {
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+    }
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu_model"] = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                info["mem_total_kib"] = int(line.split()[1])
+                break
+    except OSError:
+        pass
+    return info
+
+
+def versions():
+    out = {}
+    for name in ("django", "channels", "channels_redis", "daphne", "twisted", "autobahn",
+                 "uvicorn", "websockets", "redis"):  # fmt: skip
+        try:
+            from importlib.metadata import version
+
+            out[name] = version(name)
+        except Exception:  # noqa: BLE001
+            out[name] = None
+    return out
+
+
+def make_ref_venv():
+    """Create bench/.venv-ref with the reference package (never mixed into our venv)."""
+    if (REF_VENV / "bin" / "daphne").exists():
+        return
+    subprocess.run([sys.executable, "-m", "venv", str(REF_VENV)], check=True, timeout=300)
+    subprocess.run(
+        [
+            str(REF_VENV / "bin" / "pip"), "install", "-q",
+            "django-realtime-chat-messaging", "psycopg[binary]", "PyJWT",
+        ],
+        check=True,
+        timeout=900,
+    )  # fmt: skip
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--out", default=None, help="output directory (default bench/results/<stamp>)"
+    )
+    parser.add_argument("--smoke", action="store_true", help="tiny numbers, no PostgreSQL/Redis")
+    parser.add_argument(
+        "--servers", default=None, help=f"comma-separated subset of {','.join(ORDER)}"
+    )
+    parser.add_argument(
+        "--layer", default="core", choices=["core", "pubsub"], help="channel layer for a/b/c"
+    )
+    parser.add_argument("--reps", type=int, help="repetitions per measurement (median reported)")
+    parser.add_argument(
+        "--idle-duration", type=float, help="seconds of heartbeats before RSS is read"
+    )
+    parser.add_argument("--idle-counts", help="comma-separated idle socket counts, e.g. 1000,5000")
+    parser.add_argument("--duration", type=float, help="seconds of sending per repetition")
+    parser.add_argument("--workers", type=int, help="load-client processes")
+    parser.add_argument("--fanout-sizes", help="comma-separated room sizes, e.g. 100,1000")
+    parser.add_argument("--storm-conns", type=int, help="connections per connect-storm repetition")
+    parser.add_argument("--pair-users", type=int, help="users in 1:1 rooms")
+    parser.add_argument("--max-minutes", type=float, help="time budget; later phases are skipped")
+    parser.add_argument("--sqlite", action="store_true", help="SQLite instead of PostgreSQL")
+    parser.add_argument(
+        "--make-ref-venv", action="store_true", help="create bench/.venv-ref if missing"
+    )
+    args = parser.parse_args(argv)
+
+    params = Params.smoke() if args.smoke else Params()
+    for name in (
+        "reps",
+        "idle_duration",
+        "duration",
+        "workers",
+        "storm_conns",
+        "pair_users",
+        "max_minutes",
+    ):
+        value = getattr(args, name)
+        if value is not None:
+            setattr(params, name, value)
+    if args.idle_counts:
+        params.idle_counts = [int(x) for x in args.idle_counts.split(",") if x]
+    if args.fanout_sizes:
+        params.fanout_sizes = [int(x) for x in args.fanout_sizes.split(",") if x]
+        if params.latency_room not in params.fanout_sizes:
+            params.latency_room = max(params.fanout_sizes)
+    if args.smoke:
+        keys = ["daemon", "daphne", "ceiling"]
+    else:
+        keys = list(ORDER)
+    if args.servers:
+        keys = [k.strip() for k in args.servers.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in SERVERS]
+    if unknown:
+        parser.error(f"unknown servers: {unknown}")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out or REPO / "bench" / "results" / stamp)
+    out.mkdir(parents=True, exist_ok=True)
+
+    nofile = raise_nofile()
+    started = time.monotonic()
+    deadline = started + params.max_minutes * 60
+    workdir = Path(tempfile.mkdtemp(prefix="chatbench-"))
+    use_pg = not args.smoke and not args.sqlite and any(SERVERS[k].needs_postgres for k in keys)
+    use_redis = not args.smoke and any(SERVERS[k].needs_redis for k in keys)
+    results = {
+        "meta": {
+            "command": " ".join(
+                [Path(sys.executable).name, "-m", "bench.run"] + (argv or sys.argv[1:])
+            ),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "smoke": args.smoke,
+            "machine": machine_info(),
+            "versions": versions(),
+            "params": asdict(params),
+            "rlimit_nofile": nofile,
+            "layer": "in-memory" if args.smoke else args.layer,
+            "database": None,
+            "notes": [],
+            "baseline": BASELINE,
+        },
+        "servers": {},
+    }
+    ctx = None
+    try:
+        if args.make_ref_venv and "reference" in keys:
+            make_ref_venv()
+        redis = Redis(workdir) if use_redis else None
+        postgres = None
+        db_note = "sqlite (smoke)" if args.smoke else "sqlite"
+        if use_pg:
+            try:
+                postgres = Postgres(workdir, databases=("chatbench", "refbench"))
+                db_note = "postgresql " + Path(postgres.bindir).parent.name
+            except Exception as error:  # noqa: BLE001
+                results["meta"]["notes"].append(
+                    f"PostgreSQL unavailable ({error}); fell back to SQLite: "
+                    "database-bound numbers are not comparable to a PostgreSQL run"
+                )
+        results["meta"]["database"] = db_note
+        ctx = Context(params, workdir, args.smoke, args.layer, db_note)
+        ctx.redis, ctx.postgres = redis, postgres
+        for key in keys:
+            print(f"== {key}", file=sys.stderr, flush=True)
+            results["servers"][key] = run_server(SERVERS[key], ctx, deadline, out)
+            (out / "results.json").write_text(json.dumps(results, indent=1))
+    finally:
+        if ctx is not None:
+            if ctx.postgres:
+                ctx.postgres.stop()
+            if ctx.redis:
+                ctx.redis.stop()
+        results["meta"]["seconds"] = round(time.monotonic() - started, 1)
+        report.add_ratios(results)
+        (out / "results.json").write_text(json.dumps(results, indent=1))
+        (out / "summary.json").write_text(json.dumps(report.summary(results), indent=1))
+        (out / "results.md").write_text(report.markdown(results))
+        try:
+            report.chart(results, out / "chart.png")
+        except Exception as error:  # noqa: BLE001 - matplotlib missing must not lose the JSON
+            print(f"chart not written: {error}", file=sys.stderr)
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(str(out))
+    return results
+
+
+if __name__ == "__main__":
+    main()

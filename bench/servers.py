@@ -1,0 +1,133 @@
+"""The five servers the bench compares, and how the load client speaks to each.
+
+(a) ``daemon``    our ``twistd -n chat`` (Daphne in-process), bench settings = production + limits
+(b) ``daphne``    the same ASGI application under the plain ``daphne`` command  (the baseline)
+(c) ``uvicorn``   the same ASGI application under ``uvicorn``
+(d) ``reference`` django-realtime-chat-messaging under ``daphne`` (its own venv and project)
+(e) ``ceiling``   bare Autobahn/Twisted broadcast, pre-encoded frames, no ASGI (bench/ceiling.py)
+"""
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH = REPO / "bench"
+VENV_BIN = Path(sys.executable).parent
+REF_VENV = BENCH / ".venv-ref"
+REF_PROJECT = BENCH / "ref_project"
+
+OURS_SEND = (
+    '{"event_type":"message.send","data":{"room_id":@ROOM@,"content":"@CONTENT@",'
+    '"client_msg_id":"@CMID@"},"request_id":"@CMID@"}'
+)
+OURS_HEARTBEAT = '{"event_type":"session.heartbeat","data":{},"request_id":"hb"}'
+REF_SEND = '{"event_type":"message.send","data":{"room_id":@ROOM@,"content":"@CONTENT@"}}'
+REF_HEARTBEAT = '{"event_type":"session.heartbeat","data":{}}'
+
+
+@dataclass
+class Server:
+    key: str
+    label: str
+    flavor: str  # "ours" | "ref" | "ceiling": setup, URLs and frames
+    needs_postgres: bool = True
+    needs_redis: bool = True
+    send_template: str = OURS_SEND
+    heartbeat: str = OURS_HEARTBEAT
+    # Sent right after the handshake when the server sends nothing on connect; the first text
+    # frame received marks the connection as ready (authenticated and subscribed).
+    ready_probe: str | None = None
+    dispatch_marker: str = "message.dispatch"
+    notes: list = field(default_factory=list)
+
+    def argv(self, sock, ctx):
+        raise NotImplementedError
+
+    def env(self, ctx):
+        return ctx.ours_env()
+
+    def cwd(self, ctx):
+        return str(REPO)
+
+    def path_for(self, user_index, ctx):
+        return f"/messaging/?token={ctx.setup_for(self.flavor)['tokens'][user_index]}"
+
+    def room_json(self, room_id):
+        return json.dumps(room_id)
+
+
+class Daemon(Server):
+    def argv(self, sock, ctx):
+        return [
+            str(VENV_BIN / "twistd"), "-n", "--pidfile", "", "-l", "-",
+            "chat", "--socket", sock, "--settings", "bench.settings_bench",
+            "--state-dir", str(ctx.state_dir), "--no-migrate",
+        ]  # fmt: skip
+
+
+class PlainDaphne(Server):
+    def argv(self, sock, ctx):
+        # -v 0: no access log line per connection (the daemon writes none either).
+        return [str(VENV_BIN / "daphne"), "-v", "0", "-u", sock, "chatserver.asgi:application"]
+
+
+class Uvicorn(Server):
+    def argv(self, sock, ctx):
+        return [
+            str(VENV_BIN / "uvicorn"), "--uds", sock, "--lifespan", "off",
+            "--log-level", "warning", "--no-access-log", "chatserver.asgi:application",
+        ]  # fmt: skip
+
+
+class Reference(Server):
+    def argv(self, sock, ctx):
+        return [
+            str(REF_VENV / "bin" / "daphne"), "-v", "0", "-u", sock, "refbench.asgi:application",
+        ]  # fmt: skip
+
+    def env(self, ctx):
+        return ctx.ref_env()
+
+    def cwd(self, ctx):
+        return str(REF_PROJECT)
+
+
+class Ceiling(Server):
+    def argv(self, sock, ctx):
+        return [str(VENV_BIN / "python"), "-m", "bench.ceiling", "--socket", sock]
+
+    def env(self, ctx):
+        return ctx.base_env()
+
+    def path_for(self, user_index, ctx):
+        rooms = ",".join(str(r) for r in ctx.ceiling_rooms_of(user_index))
+        return f"/?rooms={rooms}"
+
+
+SERVERS = {
+    "daemon": Daemon(
+        "daemon",
+        "(a) chatserver daemon (twistd)",
+        "ours",
+    ),
+    "daphne": PlainDaphne("daphne", "(b) same app, plain daphne", "ours"),
+    "uvicorn": Uvicorn("uvicorn", "(c) same app, uvicorn", "ours"),
+    "reference": Reference(
+        "reference",
+        "(d) django-realtime-chat-messaging, daphne",
+        "ref",
+        send_template=REF_SEND,
+        heartbeat=REF_HEARTBEAT,
+    ),
+    "ceiling": Ceiling(
+        "ceiling",
+        "(e) bare Autobahn broadcast (ceiling)",
+        "ceiling",
+        needs_postgres=False,
+        needs_redis=False,
+    ),
+}
+BASELINE = "daphne"
+ORDER = ["daemon", "daphne", "uvicorn", "reference", "ceiling"]
