@@ -2,6 +2,12 @@
 
 import pytest
 
+from chatserver.daemon.reactor import install_asyncio_reactor
+
+# Daphne and the daemon need Twisted's asyncio reactor; install it before anything imports the
+# default one.
+install_asyncio_reactor()
+
 from tests.redis_server import RedisServer
 
 
