@@ -5,10 +5,32 @@ from django.conf import settings
 DEFAULTS = {
     "INACTIVITY_THRESHOLD": 60,
     "SESSION_RETENTION_HOURS": 24,
+    # Soft delete keeps the row (threads stay intact) but drops content from every payload.
     "MESSAGE_SOFT_DELETE": True,
+    # Send chat.notifications (unread summary) on connect.
     "ENABLE_NOTIFICATION": True,
     "ACCESS_TOKEN_LIFETIME": 15 * 60,
     "REFRESH_TOKEN_LIFETIME": 7 * 24 * 3600,
+    # Largest text frame the consumer reads; larger ones close the socket with 1009. The daemon
+    # also sets Daphne's own limit, this one holds under any ASGI server.
+    "MAX_FRAME_BYTES": 64 * 1024,
+    "MAX_MESSAGE_LENGTH": 4000,
+    "MAX_NAME_LENGTH": 100,
+    "MAX_DESCRIPTION_LENGTH": 500,
+    "DEFAULT_MEMBER_LIMIT": 100,
+    "MAX_MEMBER_LIMIT": 1000,
+    # Page sizes: room.messages and room.list (limit <= 100), session.resume per room.
+    "PAGE_SIZE": 50,
+    "RESUME_MAX_EVENTS": 200,
+    "RESUME_MAX_ROOMS": 100,
+    "NOTIFICATION_MAX_ROOMS": 50,
+    # Token buckets per user (per process) and event class: refill per second, burst capacity.
+    "RATE_LIMITS": {
+        "send": {"rate": 5.0, "burst": 20},
+        "typing": {"rate": 2.0, "burst": 10},
+        "read": {"rate": 20.0, "burst": 60},
+        "manage": {"rate": 2.0, "burst": 10},
+    },
 }
 
 

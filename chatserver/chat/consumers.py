@@ -1,44 +1,57 @@
 """The multiplexed chat WebSocket at ``/messaging/``.
 
-One consumer per socket. ``receive`` validates the envelope, looks the event up in one handler
-table and turns every failure into one documented error frame; the socket stays open.
+One consumer per socket: connection lifecycle, dispatch through one handler table, and the
+channel-layer handlers that write pre-encoded frames. ``receive`` turns every failure into one
+documented error frame; the socket stays open (only oversized frames close it, with 1009).
 """
 
+import asyncio
 import logging
-import time
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.utils import timezone
 
-from . import sessions
+from . import fanout, sessions
 from .conf import option
+from .handlers import HANDLERS
+from .models import Membership
+from .permissions import VIEW, load_access
 from .protocol import (
+    CLOSE_TOO_BIG,
     CLOSE_UNAUTHENTICATED,
     ERROR_INTERNAL,
-    ERROR_UNKNOWN_EVENT,
+    ERROR_NOT_FOUND,
+    ERROR_PERMISSION_DENIED,
+    ERROR_RATE_LIMITED,
     ProtocolError,
+    client_event,
     encode_error,
     encode_event,
     parse_frame,
     request_id_of,
+    with_request_id,
 )
+from .ratelimit import limiter
+from .services.rooms import notifications
 
 logger = logging.getLogger(__name__)
 
+load_access_db = database_sync_to_async(load_access)
+notifications_db = database_sync_to_async(notifications)
+
+
+@database_sync_to_async
+def member_room_ids(user):
+    return list(Membership.objects.filter(user=user).values_list("room_id", flat=True))
+
 
 def user_group(user_id):
-    """The group every connection of one user joins: private replies reach all its devices."""
-    return f"user.{user_id}"
+    """Kept for callers of the skeleton; see fanout.user_group."""
+    return fanout.user_group(user_id)
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
-    # event_type -> name of the coroutine method handling it: ``handler(frame)``.
-    handlers = {
-        "session.heartbeat": "handle_session_heartbeat",
-    }
-
     user = None
-    groups_joined = ()
 
     async def connect(self):
         # Accept first, then close with 4001: a close before accept reaches the client as a
@@ -49,45 +62,73 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.user = user
-        self.last_heartbeat = time.monotonic()
+        self.groups_joined = set()
+        self.rooms = set()
+        self.access = {}  # room id -> permissions.Access, dropped on membership messages
+        limiter.attach(user.pk)
         await sessions.open_session(user, self.channel_name)
-        await self.join_groups([user_group(user.pk)])
+        await self.join_groups([fanout.user_group(user.pk)])
         await self.after_connect()
 
     async def after_connect(self):
-        """Hook for work after the session is recorded (room groups, notifications)."""
+        """Join the group of every room the database says the user is in, then notify."""
+        room_ids = await member_room_ids(self.user)
+        self.rooms.update(room_ids)
+        await self.join_groups([fanout.room_group(room_id) for room_id in room_ids])
+        if option("ENABLE_NOTIFICATION"):
+            data = await notifications_db(self.user)
+            await self.send(text_data=encode_event("chat.notifications", data))
 
     async def join_groups(self, groups):
-        for group in groups:
-            await self.channel_layer.group_add(group, self.channel_name)
-        self.groups_joined = tuple(self.groups_joined) + tuple(groups)
+        groups = [group for group in groups if group not in self.groups_joined]
+        self.groups_joined.update(groups)
+        await asyncio.gather(
+            *(self.channel_layer.group_add(group, self.channel_name) for group in groups)
+        )
 
     async def leave_groups(self, groups):
-        for group in groups:
-            await self.channel_layer.group_discard(group, self.channel_name)
-        self.groups_joined = tuple(g for g in self.groups_joined if g not in set(groups))
+        groups = [group for group in groups if group in self.groups_joined]
+        self.groups_joined.difference_update(groups)
+        await asyncio.gather(
+            *(self.channel_layer.group_discard(group, self.channel_name) for group in groups)
+        )
 
     async def disconnect(self, code):
         if self.user is None:
             return
+        limiter.detach(self.user.pk)
         await self.leave_groups(list(self.groups_joined))
         await sessions.close_session(self.channel_name, code)
 
+    # -- client frames -------------------------------------------------------------------
+
     async def receive(self, text_data=None, bytes_data=None):
+        if self.user is None:  # refused at connect; the close is on its way
+            return
+        if self._too_big(text_data, bytes_data):
+            await self.close(code=CLOSE_TOO_BIG)
+            return
         frame = None
         try:
             frame = parse_frame(text_data, bytes_data)
-            method = self.handlers.get(frame.event_type)
-            if method is None:
-                raise ProtocolError(
-                    ERROR_UNKNOWN_EVENT, f"Unknown event_type {frame.event_type!r}."
-                )
-            await getattr(self, method)(frame)
+            event = client_event(frame.event_type)
+            if not limiter.allow(self.user.pk, event.rate_class):
+                raise ProtocolError(ERROR_RATE_LIMITED, f"Too many {event.rate_class} events.")
+            await HANDLERS[event.name](self, frame, event.clean(frame.data))
         except ProtocolError as error:
             await self.send_error(error.code, error.detail, frame, text_data)
         except Exception:
             logger.exception("Unhandled error in %s", frame.event_type if frame else "frame")
             await self.send_error(ERROR_INTERNAL, "Internal server error.", frame, text_data)
+
+    @staticmethod
+    def _too_big(text_data, bytes_data):
+        limit = option("MAX_FRAME_BYTES")
+        if bytes_data is not None:
+            return len(bytes_data) > limit
+        if text_data is None or len(text_data) * 4 <= limit:  # UTF-8 is at most 4 bytes/char
+            return False
+        return len(text_data) > limit or len(text_data.encode("utf-8")) > limit
 
     async def send_error(self, code, detail, frame=None, text_data=None):
         if frame is not None:
@@ -100,25 +141,68 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Answer the requesting connection only, echoing its request_id."""
         await self.send(text_data=encode_event(event_type, data, frame.request_id))
 
-    # -- session events ------------------------------------------------------------------
+    async def respond(self, frame, text):
+        """Answer with a frame encoded once for a broadcast."""
+        await self.send(text_data=with_request_id(text, frame.request_id))
 
-    async def handle_session_heartbeat(self, frame):
-        self.last_heartbeat = time.monotonic()
-        alive = await sessions.touch_session(self.channel_name)
-        if not alive:
-            # The sweeper closed this session between two heartbeats: reopen it rather than
-            # keep a socket that no longer counts as connected.
-            await sessions.open_session(self.user, self.channel_name)
-        await self.reply(
-            frame,
-            "session.heartbeat",
-            {
-                "server_time": timezone.now().isoformat(),
-                "inactivity_threshold": option("INACTIVITY_THRESHOLD"),
-            },
-        )
+    # -- permissions and room groups -----------------------------------------------------
+
+    async def require(self, room_id, perm=VIEW):
+        """The connection's Access to a room: 4004 when it cannot see it, 4002 when ``perm``
+        is missing. Cached until a membership message for the room arrives."""
+        access = self.access.get(room_id)
+        if access is None:
+            access = await load_access_db(self.user, room_id)
+            if access is None:
+                raise ProtocolError(ERROR_NOT_FOUND, "Room not found.")
+            self.access[room_id] = access
+        if perm not in access.perms:
+            raise ProtocolError(ERROR_PERMISSION_DENIED, f"Missing permission {perm}.")
+        return access
+
+    def forget(self, room_id):
+        self.access.pop(room_id, None)
+
+    async def enter_room(self, room_id):
+        self.forget(room_id)
+        self.rooms.add(room_id)
+        await self.join_groups([fanout.room_group(room_id)])
+
+    async def exit_room(self, room_id):
+        self.forget(room_id)
+        self.rooms.discard(room_id)
+        await self.leave_groups([fanout.room_group(room_id)])
 
     # -- channel-layer messages ----------------------------------------------------------
+
+    async def room_event(self, message):
+        """A room broadcast: write the pre-encoded frame, unless this connection asked for it
+        (it got the reply already) or the frame is not meant for this user."""
+        room_id = message["room_id"]
+        if message.get("invalidate"):
+            self.forget(room_id)
+        if (
+            message.get("origin") == self.channel_name
+            or message.get("skip_user") == self.user.pk
+            or room_id not in self.rooms
+        ):
+            return
+        await self.send(text_data=message["text"])
+
+    async def membership_changed(self, message):
+        """The user joined, left or changed role in a room: follow it on this connection."""
+        room_id, state = message["room_id"], message["state"]
+        if state == fanout.JOINED:
+            await self.enter_room(room_id)
+        elif state == fanout.LEFT:
+            await self.exit_room(room_id)
+        else:
+            self.forget(room_id)
+        if message.get("text") and message.get("origin") != self.channel_name:
+            await self.send(text_data=message["text"])
+
+    async def user_event(self, message):
+        await self.send(text_data=message["text"])
 
     async def session_close(self, message):
         """Sent by the heartbeat sweeper or an operator: close with the given code."""

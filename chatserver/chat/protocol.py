@@ -1,12 +1,14 @@
-"""The WebSocket protocol contract: frame envelope, event names, error and close codes.
+"""The WebSocket protocol contract: envelope, every event name, payload validation, codes.
 
 Client frames look like ``{"event_type": str, "data": object, "request_id": str?}``; server
 frames like ``{"eventType": str, "data": object, "request_id"?: str}``. docs/protocol.md documents
-every name defined here, and a test keeps the two in step.
+every name defined here, and tests/chat/test_protocol_doc.py keeps the two in step.
 """
 
 import json
 from dataclasses import dataclass, field
+
+from .conf import option
 
 # Error codes carried in {"eventType": "error", "error": {"code": ...}}; the socket stays open.
 ERROR_MALFORMED = 4000
@@ -18,6 +20,17 @@ ERROR_INTERNAL = 4006
 ERROR_UNKNOWN_EVENT = 4007
 ERROR_RATE_LIMITED = 4029
 
+ERROR_CODES = {
+    ERROR_MALFORMED: "malformed frame",
+    ERROR_PERMISSION_DENIED: "permission denied",
+    ERROR_VALIDATION: "validation error",
+    ERROR_NOT_FOUND: "not found",
+    ERROR_CONFLICT: "conflict",
+    ERROR_INTERNAL: "internal error",
+    ERROR_UNKNOWN_EVENT: "unknown event",
+    ERROR_RATE_LIMITED: "rate limited",
+}
+
 # WebSocket close codes.
 CLOSE_GOING_AWAY = 1001  # server shutdown: reconnect to another process or later
 CLOSE_TOO_BIG = 1009  # frame over the size limit
@@ -25,7 +38,17 @@ CLOSE_UNAUTHENTICATED = 4001  # sent after accept so clients can read it
 CLOSE_SERVER_REQUEST = 4400  # an operator disconnected the user (manhole)
 CLOSE_HEARTBEAT_EXPIRED = 4408  # no session.heartbeat within INACTIVITY_THRESHOLD
 
+CLOSE_CODES = {
+    CLOSE_GOING_AWAY: "server shutting down",
+    CLOSE_TOO_BIG: "frame too big",
+    CLOSE_UNAUTHENTICATED: "unauthenticated",
+    CLOSE_SERVER_REQUEST: "disconnected by an operator",
+    CLOSE_HEARTBEAT_EXPIRED: "heartbeat expired",
+}
+
 REQUEST_ID_MAX_LENGTH = 128
+MAX_ID = 2**63 - 1
+MAX_LIST_ITEMS = 100
 
 
 class ProtocolError(Exception):
@@ -35,6 +58,238 @@ class ProtocolError(Exception):
         super().__init__(detail)
         self.code = code
         self.detail = detail
+
+
+def invalid(detail):
+    return ProtocolError(ERROR_VALIDATION, detail)
+
+
+# -- field validators: each takes (name, value) and returns the cleaned value ---------------
+
+
+def _limit(value):
+    """A limit given as a number or as the name of an option (read when validating)."""
+    return option(value) if isinstance(value, str) else value
+
+
+def id_field(name, value):
+    """A positive integer id; digit strings are accepted because JSON object keys are strings."""
+    if isinstance(value, str) and value.isdigit() and len(value) <= 19:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
+        raise invalid(f"'{name}' must be a positive integer id.")
+    return value
+
+
+def ids_field(name, value, allow_empty=False):
+    """A list of distinct ids (order kept), at most MAX_LIST_ITEMS long."""
+    if not isinstance(value, list) or not (value or allow_empty):
+        raise invalid(f"'{name}' must be a non-empty list of ids.")
+    if len(value) > MAX_LIST_ITEMS:
+        raise invalid(f"'{name}' holds at most {MAX_LIST_ITEMS} ids.")
+    return list(dict.fromkeys(id_field(name, item) for item in value))
+
+
+def ids_or_empty_field(name, value):
+    return ids_field(name, value, allow_empty=True)
+
+
+def text_field(max_length, blank=False):
+    def check(name, value):
+        limit = _limit(max_length)
+        if not isinstance(value, str):
+            raise invalid(f"'{name}' must be a string.")
+        if not blank and not value.strip():
+            raise invalid(f"'{name}' must not be blank.")
+        if len(value) > limit:
+            raise invalid(f"'{name}' is longer than {limit} characters.")
+        return value
+
+    return check
+
+
+def bool_field(name, value):
+    if not isinstance(value, bool):
+        raise invalid(f"'{name}' must be true or false.")
+    return value
+
+
+def int_field(minimum, maximum):
+    def check(name, value):
+        top = _limit(maximum)
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= top:
+            raise invalid(f"'{name}' must be an integer from {minimum} to {top}.")
+        return value
+
+    return check
+
+
+def choice_field(*choices):
+    def check(name, value):
+        if value not in choices:
+            raise invalid(f"'{name}' must be one of {', '.join(choices)}.")
+        return value
+
+    return check
+
+
+def cursor_map_field(max_items):
+    """``{"<room_id>": <seq>, ...}``: the shape of session.resume, message.read and acks."""
+
+    def check(name, value):
+        top = _limit(max_items)
+        if not isinstance(value, dict) or not value:
+            raise invalid(f"'{name}' must be a non-empty object of room id to seq.")
+        if len(value) > top:
+            raise invalid(f"'{name}' holds at most {top} rooms.")
+        seq = int_field(0, MAX_ID)
+        return {id_field(name, key): seq(f"{name}.{key}", item) for key, item in value.items()}
+
+    return check
+
+
+# -- events ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClientEvent:
+    """One client event: its writable fields (validator, required) and its rate-limit class."""
+
+    name: str
+    rate_class: str
+    fields: dict = field(default_factory=dict)
+
+    def clean(self, data):
+        unknown = sorted(set(data) - set(self.fields))
+        if unknown:
+            raise invalid(f"Unknown field(s) for {self.name}: {', '.join(unknown)}.")
+        cleaned = {}
+        for name, (check, required) in self.fields.items():
+            if name not in data or data[name] is None:
+                if required:
+                    raise invalid(f"'{name}' is required.")
+                continue
+            cleaned[name] = check(name, data[name])
+        return cleaned
+
+
+def _event(event_name, rate_class, /, **fields):
+    return ClientEvent(event_name, rate_class, fields)
+
+
+REQUIRED, OPTIONAL = True, False
+_room = (id_field, REQUIRED)
+_name = text_field("MAX_NAME_LENGTH")
+_description = text_field("MAX_DESCRIPTION_LENGTH", blank=True)
+_member_limit = int_field(2, "MAX_MEMBER_LIMIT")
+
+CLIENT_EVENTS = {
+    event.name: event
+    for event in [
+        _event("session.heartbeat", "read"),
+        _event("session.resume", "read", rooms=(cursor_map_field("RESUME_MAX_ROOMS"), REQUIRED)),
+        _event(
+            "room.create",
+            "manage",
+            type=(choice_field("direct", "group", "channel"), REQUIRED),
+            members=(ids_or_empty_field, OPTIONAL),
+            name=(_name, OPTIONAL),
+            description=(_description, OPTIONAL),
+            is_public=(bool_field, OPTIONAL),
+            locked=(bool_field, OPTIONAL),
+            member_limit=(_member_limit, OPTIONAL),
+        ),
+        _event(
+            "room.list",
+            "read",
+            limit=(int_field(1, 100), OPTIONAL),
+            before=(text_field(64), OPTIONAL),
+        ),
+        _event("room.info", "read", room_id=_room),
+        _event(
+            "room.messages",
+            "read",
+            room_id=_room,
+            before=(int_field(1, MAX_ID), OPTIONAL),
+            after=(int_field(0, MAX_ID), OPTIONAL),
+            limit=(int_field(1, 100), OPTIONAL),
+        ),
+        _event("room.join", "manage", room_id=_room),
+        _event("room.leave", "manage", room_id=_room),
+        _event("room.add_members", "manage", room_id=_room, members=(ids_field, REQUIRED)),
+        _event("room.remove_members", "manage", room_id=_room, members=(ids_field, REQUIRED)),
+        _event(
+            "room.modify",
+            "manage",
+            room_id=_room,
+            action=(
+                choice_field("update", "delete", "add_admin", "remove_admin"),
+                REQUIRED,
+            ),
+            name=(_name, OPTIONAL),
+            description=(_description, OPTIONAL),
+            is_public=(bool_field, OPTIONAL),
+            locked=(bool_field, OPTIONAL),
+            member_limit=(_member_limit, OPTIONAL),
+            members=(ids_field, OPTIONAL),
+        ),
+        _event(
+            "message.send",
+            "send",
+            room_id=_room,
+            # Required unless forwarding (a forward copies the source's content).
+            content=(text_field("MAX_MESSAGE_LENGTH"), OPTIONAL),
+            client_msg_id=(text_field(64), OPTIONAL),
+            parent_message_id=(id_field, OPTIONAL),
+            forwarded_from_id=(id_field, OPTIONAL),
+        ),
+        _event(
+            "message.modify",
+            "send",
+            message_id=(id_field, REQUIRED),
+            action=(choice_field("update", "delete"), REQUIRED),
+            content=(text_field("MAX_MESSAGE_LENGTH"), OPTIONAL),
+        ),
+        _event(
+            "message.react",
+            "send",
+            message_id=(id_field, REQUIRED),
+            action=(choice_field("add", "remove"), REQUIRED),
+            emoji=(text_field(32), REQUIRED),
+        ),
+        _event("message.read", "read", rooms=(cursor_map_field(MAX_LIST_ITEMS), REQUIRED)),
+        _event("message.acknowledged", "read", rooms=(cursor_map_field(MAX_LIST_ITEMS), REQUIRED)),
+        _event(
+            "message.typing",
+            "typing",
+            room_id=_room,
+            state=(choice_field("start", "stop"), OPTIONAL),
+        ),
+    ]
+}
+
+# Server events: broadcasts and replies. ``error`` frames have their own shape (see encode_error).
+SERVER_EVENTS = (
+    "session.heartbeat",
+    "session.resume",
+    "chat.notifications",
+    "message.dispatch",
+    "messagemodification.dispatch",
+    "reaction.dispatch",
+    "readreceipt.dispatch",
+    "messagedelivered.dispatch",
+    "messagetyping.dispatch",
+    "roomcreate.dispatch",
+    "roomlist.dispatch",
+    "roominfo.dispatch",
+    "roommessages.dispatch",
+    "roomaddmembers.dispatch",
+    "roomremovemembers.dispatch",
+    "roomexit.dispatch",
+    "roomdelete.dispatch",
+    "roomupdate.dispatch",
+    "error",
+)
 
 
 @dataclass(frozen=True)
@@ -72,6 +327,14 @@ def parse_frame(text_data=None, bytes_data=None):
     return ClientFrame(event_type=event_type, data=data, request_id=request_id)
 
 
+def client_event(event_type):
+    """The ClientEvent named ``event_type``; unknown names are error 4007."""
+    try:
+        return CLIENT_EVENTS[event_type]
+    except KeyError:
+        raise ProtocolError(ERROR_UNKNOWN_EVENT, f"Unknown event_type {event_type!r}.") from None
+
+
 def request_id_of(text_data):
     """Best-effort request_id of a frame that failed validation, to echo in the error."""
     try:
@@ -91,6 +354,13 @@ def encode_event(event_type, data, request_id=None):
     if request_id is not None:
         frame["request_id"] = request_id
     return json.dumps(frame, separators=(",", ":"), default=str)
+
+
+def with_request_id(text, request_id):
+    """A frame encoded once for broadcast, answering one request: splice the request_id in."""
+    if request_id is None:
+        return text
+    return f'{text[:-1]},"request_id":{json.dumps(request_id)}}}'
 
 
 def encode_error(code, detail, event_type=None, request_id=None):

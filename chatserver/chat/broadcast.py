@@ -1,0 +1,42 @@
+"""Entry points for the daemon (manhole, stats): post into rooms and count them.
+
+They take the same path as a client's message.send (seq, transaction, log, pre-encoded
+broadcast), so a system message reaches resume and history like any other.
+"""
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.db.models import Count
+
+from . import eventlog, fanout
+from .models import Message, Room
+from .protocol import encode_event
+from .services import messages
+
+
+async def system_message(room_id, text, channel_layer=None):
+    """Post ``text`` as a system message into a room; returns its frame data (seq, message).
+
+    Raises ProtocolError(4004) when the room does not exist.
+    """
+    data = await database_sync_to_async(messages.system_message)(room_id, text)
+    layer = channel_layer or get_channel_layer()
+    await fanout.to_room(layer, room_id, encode_event(eventlog.MESSAGE_CREATED, data))
+    return data
+
+
+@database_sync_to_async
+def room_count():
+    return Room.objects.count()
+
+
+@database_sync_to_async
+def chat_counts():
+    """Rooms by kind and the number of messages, for the daemon's stats."""
+    by_kind = {kind: 0 for kind, _ in Room.KINDS}
+    by_kind.update(Room.objects.values_list("kind").annotate(n=Count("pk")).order_by())
+    return {
+        "rooms": sum(by_kind.values()),
+        "rooms_by_kind": by_kind,
+        "messages": Message.objects.count(),
+    }

@@ -1,0 +1,57 @@
+"""Channel-layer messages the consumers handle, and the group names they travel on.
+
+Frames are encoded once by the sender and carried as text; each consumer only writes the text
+to its socket. ``origin`` names the connection that made the request: it already got its reply
+directly, so it skips the broadcast copy.
+"""
+
+ROOM_EVENT = "room.event"  # ChatConsumer.room_event
+MEMBERSHIP_CHANGED = "membership.changed"  # ChatConsumer.membership_changed
+USER_EVENT = "user.event"  # ChatConsumer.user_event
+
+JOINED, LEFT, CHANGED = "joined", "left", "changed"
+
+
+def room_group(room_id):
+    return f"room.{room_id}"
+
+
+def user_group(user_id):
+    """The group every connection of one user joins (all its devices)."""
+    return f"user.{user_id}"
+
+
+async def to_room(layer, room_id, text, origin=None, invalidate=False, skip_user=None):
+    """Broadcast a pre-encoded frame to every connection in a room.
+
+    ``invalidate`` makes receivers drop their cached permissions for the room (lock changes);
+    ``skip_user`` keeps the frame from one user's connections (typing indicators).
+    """
+    await layer.group_send(
+        room_group(room_id),
+        {
+            "type": ROOM_EVENT,
+            "room_id": room_id,
+            "text": text,
+            "origin": origin,
+            "invalidate": invalidate,
+            "skip_user": skip_user,
+        },
+    )
+
+
+async def membership_changed(layer, user_ids, room_id, state, text=None, origin=None):
+    """Tell every connection of each user to join/leave a room group and drop cached access."""
+    message = {
+        "type": MEMBERSHIP_CHANGED,
+        "room_id": room_id,
+        "state": state,
+        "text": text,
+        "origin": origin,
+    }
+    for user_id in user_ids:
+        await layer.group_send(user_group(user_id), message)
+
+
+async def to_user(layer, user_id, text):
+    await layer.group_send(user_group(user_id), {"type": USER_EVENT, "text": text})

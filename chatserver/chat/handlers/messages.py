@@ -1,0 +1,87 @@
+"""Message events: send, modify, react, read, acknowledged, typing."""
+
+from channels.db import database_sync_to_async
+
+from .. import eventlog, fanout
+from ..permissions import SEND, VIEW
+from ..protocol import encode_event
+from ..serializers import user_payload
+from ..services import messages as service
+from ..services.rooms import not_found
+
+send_message = database_sync_to_async(service.send_message)
+message_room = database_sync_to_async(service.message_room)
+modify_message = database_sync_to_async(service.modify_message)
+react_db = database_sync_to_async(service.react)
+mark_read = database_sync_to_async(service.mark_read)
+acknowledge = database_sync_to_async(service.acknowledge)
+
+TYPING = "messagetyping.dispatch"
+
+
+async def send(conn, frame, data):
+    room_id = data["room_id"]
+    await conn.require(room_id, SEND)
+    payload, duplicate = await send_message(conn.user, room_id, data)
+    if duplicate:
+        # A resend: the original went out already, answer the sender alone.
+        await conn.reply(frame, eventlog.MESSAGE_CREATED, {**payload, "duplicate": True})
+        return
+    text = encode_event(eventlog.MESSAGE_CREATED, payload)
+    await conn.respond(frame, text)
+    await fanout.to_room(conn.channel_layer, room_id, text, origin=conn.channel_name)
+
+
+async def _message_access(conn, message_id):
+    """Access to the room of a message; an invisible message is 4004 like a missing one."""
+    room_id = await message_room(message_id)
+    if room_id is None:
+        raise not_found("Message")
+    return await conn.require(room_id, VIEW)
+
+
+async def modify(conn, frame, data):
+    access = await _message_access(conn, data["message_id"])
+    payload = await modify_message(conn.user, access, data["message_id"], data)
+    text = encode_event(eventlog.MESSAGE_MODIFIED, payload)
+    await conn.respond(frame, text)
+    await fanout.to_room(conn.channel_layer, access.room_id, text, origin=conn.channel_name)
+
+
+async def react(conn, frame, data):
+    access = await _message_access(conn, data["message_id"])
+    payload, changed = await react_db(conn.user, access, data["message_id"], data)
+    text = encode_event(service.REACTION, payload)
+    await conn.respond(frame, text)
+    if changed:
+        await fanout.to_room(conn.channel_layer, access.room_id, text, origin=conn.channel_name)
+
+
+async def read(conn, frame, data):
+    reply, broadcasts = await mark_read(conn.user, data["rooms"])
+    await conn.reply(frame, service.READ_RECEIPT, reply)
+    for room_id, payload in broadcasts.items():
+        text = encode_event(service.READ_RECEIPT, payload)
+        await fanout.to_room(conn.channel_layer, room_id, text, origin=conn.channel_name)
+
+
+async def acknowledged(conn, frame, data):
+    """No reply: the authors of the delivered messages hear about it, nobody else."""
+    for author_id, payload in (await acknowledge(conn.user, data["rooms"])).items():
+        await fanout.to_user(
+            conn.channel_layer, author_id, encode_event(service.DELIVERED, payload)
+        )
+
+
+async def typing(conn, frame, data):
+    """No reply and no echo: every other member's connections get the indicator."""
+    room_id = data["room_id"]
+    await conn.require(room_id, SEND)
+    payload = {
+        "room_id": room_id,
+        "user": user_payload(conn.user),
+        "state": data.get("state", "start"),
+    }
+    await fanout.to_room(
+        conn.channel_layer, room_id, encode_event(TYPING, payload), skip_user=conn.user.pk
+    )

@@ -1,0 +1,35 @@
+"""session.heartbeat and session.resume."""
+
+from channels.db import database_sync_to_async
+from django.utils import timezone
+
+from .. import eventlog, sessions
+from ..conf import option
+
+replay = database_sync_to_async(eventlog.replay)
+
+
+async def heartbeat(conn, frame, data):
+    alive = await sessions.touch_session(conn.channel_name)
+    if not alive:
+        # The sweeper closed this session between two heartbeats: reopen it rather than keep a
+        # socket that no longer counts as connected.
+        await sessions.open_session(conn.user, conn.channel_name)
+    await conn.reply(
+        frame,
+        "session.heartbeat",
+        {
+            "server_time": timezone.now().isoformat(),
+            "inactivity_threshold": option("INACTIVITY_THRESHOLD"),
+        },
+    )
+
+
+async def resume(conn, frame, data):
+    """Replay every room event after the client's cursors, bounded per room."""
+    rooms, missing = await replay(conn.user, data["rooms"], option("RESUME_MAX_EVENTS"))
+    await conn.reply(
+        frame,
+        "session.resume",
+        {"rooms": {str(room_id): state for room_id, state in rooms.items()}, "missing": missing},
+    )

@@ -1,0 +1,99 @@
+"""Room permissions: guardian object permissions derived from membership role and room kind.
+
+Grants and revocations run inside the transaction that changes the membership, so the
+permission tables never disagree with ``Membership``. Consumers cache an ``Access`` per room and
+drop it when a membership message for that room arrives.
+"""
+
+from dataclasses import dataclass
+
+from django.contrib.contenttypes.models import ContentType
+from guardian.models import UserObjectPermission
+from guardian.shortcuts import assign_perm, get_user_perms, remove_perm
+
+from .models import Membership, Room
+
+VIEW = "view_room"
+SEND = "send_message"
+MANAGE_MEMBERS = "manage_members"
+MODIFY = "modify_room"
+DELETE_ANY = "delete_any_message"
+
+STAFF_PERMS = frozenset({VIEW, SEND, MANAGE_MEMBERS, MODIFY, DELETE_ANY})
+
+
+def role_perms(room, role):
+    """What a role may do in a room: admins everything; members view, and send where allowed."""
+    if role in (Membership.OWNER, Membership.ADMIN) and room.kind != Room.DIRECT:
+        return STAFF_PERMS
+    if room.kind == Room.CHANNEL or (room.kind == Room.GROUP and room.locked):
+        return frozenset({VIEW})
+    return frozenset({VIEW, SEND})
+
+
+def grant(room, users, role):
+    """Give ``users`` (model instances) the permissions of ``role`` in ``room``."""
+    users = list(users)
+    if users:
+        for perm in sorted(role_perms(room, role)):
+            assign_perm(perm, users, room)
+
+
+def revoke_all(room_id, user_ids=None):
+    """Drop every object permission on a room, for some users or for everyone.
+
+    One DELETE instead of one ``remove_perm`` per permission: used when a membership ends or a
+    room is deleted, where every permission goes.
+    """
+    rows = UserObjectPermission.objects.filter(
+        content_type=ContentType.objects.get_for_model(Room), object_pk=str(room_id)
+    )
+    if user_ids is not None:
+        rows = rows.filter(user_id__in=list(user_ids))
+    rows.delete()
+
+
+def set_role(room, users, role):
+    users = list(users)
+    revoke_all(room.pk, [user.pk for user in users])
+    grant(room, users, role)
+
+
+def resync_send(room):
+    """After (un)locking a group: members gain or lose send_message to match the lock."""
+    members = [
+        m.user
+        for m in Membership.objects.filter(room=room, role=Membership.MEMBER).select_related("user")
+    ]
+    if not members:
+        return
+    if SEND in role_perms(room, Membership.MEMBER):
+        assign_perm(SEND, members, room)
+    else:
+        remove_perm(SEND, members, room)
+
+
+@dataclass(frozen=True)
+class Access:
+    """What one user may do in one room, as cached by a connection."""
+
+    room_id: int
+    kind: str
+    role: str
+    perms: frozenset
+
+    @property
+    def is_owner(self):
+        return self.role == Membership.OWNER
+
+
+def load_access(user, room_id):
+    """The user's Access to a room, or None when they cannot see it (two queries)."""
+    membership = Membership.objects.select_related("room").filter(user=user, room_id=room_id)
+    membership = membership.first()
+    if membership is None:
+        return None
+    perms = frozenset(get_user_perms(user, membership.room))
+    if VIEW not in perms:
+        return None
+    return Access(room_id, membership.room.kind, membership.role, perms)

@@ -1,0 +1,1 @@
+"""Synchronous database work behind the handlers: one transaction per request."""

@@ -1,0 +1,263 @@
+"""Messages: send, history, edit/delete, reactions, read receipts and delivery acks.
+
+Every write that is a room event takes the room's next seq in the same transaction; receipts and
+acks are idempotent cursors (``max(old, new)``), not events.
+"""
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .. import eventlog, permissions
+from ..conf import option
+from ..models import Membership, Message, Reaction, Room
+from ..protocol import ERROR_CONFLICT, ERROR_PERMISSION_DENIED, ProtocolError, invalid
+from ..serializers import deleted_message_payload, message_payload, user_payload
+from .rooms import not_found
+
+REACTION = "reaction.dispatch"
+READ_RECEIPT = "readreceipt.dispatch"
+DELIVERED = "messagedelivered.dispatch"
+
+
+def message_room(message_id):
+    """The room id of a message, or None: handlers check access to that room first."""
+    return Message.objects.filter(pk=message_id).values_list("room_id", flat=True).first()
+
+
+def send_message(user, room_id, data):
+    """Store a message; a resend with the same client_msg_id returns the original.
+
+    Returns ``(frame_data, duplicate)``.
+    """
+    client_msg_id = data.get("client_msg_id")
+    if client_msg_id is not None:
+        original = _by_client_id(user, client_msg_id)
+        if original is not None:
+            return _resend(original, room_id)
+    content, parent_id, source_id = _content(user, room_id, data)
+    try:
+        with transaction.atomic():
+            seq = eventlog.next_seq(room_id)
+            message = Message.objects.create(
+                room_id=room_id,
+                seq=seq,
+                author=user,
+                content=content,
+                client_msg_id=client_msg_id,
+                parent_id=parent_id,
+                forwarded_from_id=source_id,
+            )
+            eventlog.record(room_id, eventlog.MESSAGE_CREATED, message_id=message.pk, seq=seq)
+    except IntegrityError:
+        # The same client_msg_id raced in from another connection: answer with the winner.
+        original = _by_client_id(user, client_msg_id) if client_msg_id else None
+        if original is None:
+            raise
+        return _resend(original, room_id)
+    message.author = user
+    payload = message_payload(message, reactions=())
+    return eventlog.frame_data(room_id, seq, {}, payload), False
+
+
+def _by_client_id(user, client_msg_id):
+    return (
+        Message.objects.filter(author=user, client_msg_id=client_msg_id)
+        .select_related("author")
+        .prefetch_related("reactions")
+        .first()
+    )
+
+
+def _resend(original, room_id):
+    if original.room_id != room_id:
+        raise ProtocolError(ERROR_CONFLICT, "client_msg_id was already used in another room.")
+    return eventlog.frame_data(room_id, original.seq, {}, message_payload(original)), True
+
+
+def _content(user, room_id, data):
+    """Validate reply/forward references; a forward copies the source message's content."""
+    parent_id, source_id = data.get("parent_message_id"), data.get("forwarded_from_id")
+    if parent_id is not None and source_id is not None:
+        raise invalid("A message is either a reply or a forward, not both.")
+    if parent_id is not None and not Message.objects.filter(pk=parent_id, room_id=room_id).exists():
+        # Replies stay inside the room: a message elsewhere is not visible from here.
+        raise not_found("Parent message")
+    if source_id is None:
+        if "content" not in data:
+            raise invalid("'content' is required.")
+        return data["content"], parent_id, None
+    if "content" in data:
+        raise invalid("A forward carries the source message's content; drop 'content'.")
+    source = (
+        Message.objects.filter(
+            pk=source_id, is_deleted=False, room__memberships__user=user, kind=Message.TEXT
+        )
+        .only("content")
+        .first()
+    )
+    if source is None:
+        # Only from rooms the sender can read: anything else looks like it does not exist.
+        raise not_found("Forwarded message")
+    return source.content, None, source_id
+
+
+def system_message(room_id, text):
+    """A message without author, posted by the server (operator, manhole)."""
+    with transaction.atomic():
+        if not Room.objects.filter(pk=room_id).exists():
+            raise not_found()
+        seq = eventlog.next_seq(room_id)
+        message = Message.objects.create(
+            room_id=room_id, seq=seq, author=None, kind=Message.SYSTEM, content=text
+        )
+        eventlog.record(room_id, eventlog.MESSAGE_CREATED, message_id=message.pk, seq=seq)
+    return eventlog.frame_data(room_id, seq, {}, message_payload(message, reactions=()))
+
+
+def history(room_id, data):
+    """One page of messages by seq (two queries whatever the page size)."""
+    if "before" in data and "after" in data:
+        raise invalid("Give 'before' or 'after', not both.")
+    limit = data.get("limit", option("PAGE_SIZE"))
+    page = Message.objects.filter(room_id=room_id).select_related("author")
+    if "after" in data:
+        page = page.filter(seq__gt=data["after"]).order_by("seq")
+    else:
+        if "before" in data:
+            page = page.filter(seq__lt=data["before"])
+        page = page.order_by("-seq")
+    rows = list(page.prefetch_related("reactions")[: limit + 1])
+    more = len(rows) > limit
+    rows = sorted(rows[:limit], key=lambda m: m.seq)
+    return {
+        "room_id": room_id,
+        "messages": [message_payload(m) for m in rows],
+        "has_more": more,
+    }
+
+
+def _editable(message_id):
+    message = (
+        Message.objects.select_related("author").prefetch_related("reactions").filter(pk=message_id)
+    ).first()
+    if message is None or message.is_deleted:
+        raise not_found("Message")
+    return message
+
+
+def modify_message(user, access, message_id, data):
+    """Edit (author only) or delete (author, or delete_any_message) one message."""
+    action = data["action"]
+    message = _editable(message_id)
+    if action == "update":
+        if message.author_id != user.pk:
+            raise ProtocolError(ERROR_PERMISSION_DENIED, "Only the author edits a message.")
+        if "content" not in data:
+            raise invalid("'content' is required to update a message.")
+    else:
+        if "content" in data:
+            raise invalid("'delete' takes no content.")
+        if message.author_id != user.pk and permissions.DELETE_ANY not in access.perms:
+            raise ProtocolError(ERROR_PERMISSION_DENIED, "You may delete only your own messages.")
+    with transaction.atomic():
+        seq = eventlog.next_seq(message.room_id)
+        if action == "update":
+            message.content, message.is_edited = data["content"], True
+            message.edited_at = timezone.now()
+            message.save(update_fields=["content", "is_edited", "edited_at"])
+            payload = message_payload(message)
+        elif option("MESSAGE_SOFT_DELETE"):
+            message.is_deleted = True
+            message.save(update_fields=["is_deleted"])
+            payload = message_payload(message)
+        else:
+            message.delete()
+            payload = deleted_message_payload(message_id, access.room_id)
+        extra = {"action": action}
+        eventlog.record(
+            access.room_id, eventlog.MESSAGE_MODIFIED, extra, message_id=message_id, seq=seq
+        )
+    return eventlog.frame_data(access.room_id, seq, extra, payload)
+
+
+def react(user, access, message_id, data):
+    """Add or remove a reaction; repeating one changes nothing and takes no seq."""
+    message = Message.objects.filter(pk=message_id, is_deleted=False).only("pk").first()
+    if message is None:
+        raise not_found("Message")
+    emoji, adding = data["emoji"], data["action"] == "add"
+    event = {"message_id": message_id, "action": data["action"], "emoji": emoji}
+    event["user"] = user_payload(user)
+    with transaction.atomic():
+        if adding:
+            _, changed = Reaction.objects.get_or_create(message=message, user=user, emoji=emoji)
+        else:
+            changed = bool(
+                Reaction.objects.filter(message=message, user=user, emoji=emoji).delete()[0]
+            )
+        if not changed:
+            return {"room_id": access.room_id, "seq": None, **event, "changed": False}, False
+        event["changed"] = True
+        seq = eventlog.record(access.room_id, REACTION, event)
+    return eventlog.frame_data(access.room_id, seq, event), True
+
+
+def _advance(user, cursors, field_name):
+    """Move a per-member cursor forward (never back, never past last_seq) in bulk.
+
+    Returns ``(current, moved)``: every room's cursor now, and ``{room_id: (old, new)}`` for the
+    ones that moved. A room the user is not a member of is 4004 and nothing is written.
+    """
+    memberships = list(
+        Membership.objects.filter(user=user, room_id__in=list(cursors)).select_related("room")
+    )
+    if len(memberships) != len(cursors):
+        raise not_found()
+    moved = {}
+    for membership in memberships:
+        old = getattr(membership, field_name)
+        new = min(cursors[membership.room_id], membership.room.last_seq)
+        if new > old:
+            setattr(membership, field_name, new)
+            moved[membership.room_id] = (old, new)
+    if moved:
+        Membership.objects.bulk_update(
+            [m for m in memberships if m.room_id in moved], [field_name], batch_size=100
+        )
+    current = {m.room_id: getattr(m, field_name) for m in memberships}
+    return current, moved
+
+
+def mark_read(user, cursors):
+    """Returns ``(reply_data, {room_id: broadcast_data})`` for the rooms whose cursor moved."""
+    current, moved = _advance(user, cursors, "last_read_seq")
+    me = user_payload(user)
+    reply = {
+        "user": me,
+        "receipts": [{"room_id": rid, "last_read_seq": seq} for rid, seq in current.items()],
+    }
+    broadcasts = {
+        rid: {"user": me, "receipts": [{"room_id": rid, "last_read_seq": new}]}
+        for rid, (_, new) in moved.items()
+    }
+    return reply, broadcasts
+
+
+def acknowledge(user, cursors):
+    """Record delivery; returns ``{author_id: data}`` for authors of newly delivered messages."""
+    _, moved = _advance(user, cursors, "last_delivered_seq")
+    me = user_payload(user)
+    per_author = {}
+    for room_id, (old, new) in moved.items():
+        authors = (
+            Message.objects.filter(room_id=room_id, seq__gt=old, seq__lte=new)
+            .exclude(author=user)
+            .exclude(author__isnull=True)
+            .values_list("author_id", flat=True)
+            .distinct()
+        )
+        for author_id in authors:
+            per_author.setdefault(author_id, []).append(
+                {"room_id": room_id, "last_delivered_seq": new}
+            )
+    return {author: {"user": me, "receipts": receipts} for author, receipts in per_author.items()}

@@ -1,0 +1,143 @@
+"""Fixtures for the chat tests: users, connected clients and a Redis channel layer."""
+
+import itertools
+import json
+
+import pytest
+from channels.layers import channel_layers, get_channel_layer
+from channels.testing import WebsocketCommunicator
+
+from chatserver.asgi import application
+from chatserver.chat.ratelimit import limiter
+from chatserver.chat.tokens import issue_access_token
+
+ORIGIN = [(b"origin", b"http://localhost")]
+
+
+class Client:
+    """A WebsocketCommunicator that speaks the chat protocol."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, communicator, user):
+        self.communicator = communicator
+        self.user = user
+
+    async def send(self, event_type, data=None, request_id=None):
+        frame = {"event_type": event_type, "data": data or {}}
+        if request_id is not None:
+            frame["request_id"] = request_id
+        await self.communicator.send_to(text_data=json.dumps(frame))
+
+    async def recv(self, timeout=2):
+        return json.loads(await self.communicator.receive_from(timeout=timeout))
+
+    async def request(self, event_type, data=None):
+        """Send with a fresh request_id and return the frame answering it."""
+        request_id = f"r{next(self._ids)}"
+        await self.send(event_type, data, request_id)
+        frame = await self.recv()
+        assert frame.get("request_id") == request_id, frame
+        return frame
+
+    async def ok(self, event_type, data=None, expect=None):
+        """A request that must succeed; returns the reply's data."""
+        frame = await self.request(event_type, data)
+        assert frame["eventType"] != "error", frame
+        if expect is not None:
+            assert frame["eventType"] == expect, frame
+        return frame["data"]
+
+    async def error(self, event_type, data=None):
+        """A request that must fail; returns the error code."""
+        frame = await self.request(event_type, data)
+        assert frame["eventType"] == "error", frame
+        assert frame["error"]["event_type"] == event_type
+        return frame["error"]["code"]
+
+    async def expect(self, event_type, timeout=2):
+        frame = await self.recv(timeout)
+        assert frame["eventType"] == event_type, frame
+        return frame["data"]
+
+    async def nothing(self, timeout=0.05):
+        return await self.communicator.receive_nothing(timeout=timeout)
+
+    async def close(self):
+        await self.communicator.disconnect()
+
+
+@pytest.fixture
+def make_user(django_user_model):
+    def make(username, **extra):
+        extra.setdefault("email", f"{username}@example.com")
+        return django_user_model.objects.create_user(username=username, password=None, **extra)
+
+    return make
+
+
+@pytest.fixture
+def users(make_user):
+    """Five users created before the test's event loop runs (the ORM is sync-only)."""
+
+    class Users:
+        pass
+
+    people = Users()
+    for name in ("alice", "bob", "carol", "dave", "erin"):
+        setattr(people, name, make_user(name, first_name=name.title(), last_name="Example"))
+    return people
+
+
+@pytest.fixture
+async def connect():
+    """Open authenticated sockets through the full ASGI application; closes them afterwards."""
+    clients = []
+
+    async def open_client(user, notifications=True):
+        path = f"/messaging/?token={issue_access_token(user.pk)}"
+        communicator = WebsocketCommunicator(application, path, headers=ORIGIN)
+        connected, _ = await communicator.connect()
+        assert connected
+        client = Client(communicator, user)
+        clients.append(client)
+        if notifications:
+            await client.expect("chat.notifications")
+        return client
+
+    yield open_client
+    for client in clients:
+        await client.close()
+
+
+@pytest.fixture(autouse=True)
+async def fresh_layer():
+    """An empty in-memory layer and no leftover rate-limit buckets for every test."""
+    limiter._users.clear()
+    yield
+    layer = get_channel_layer()
+    if hasattr(layer, "flush"):
+        await layer.flush()
+
+
+@pytest.fixture
+def redis_layer(settings, redis_url):
+    """The real channels-redis layer for this test (socket_timeout None: see architecture.md)."""
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": redis_url, "socket_timeout": None}]},
+        }
+    }
+    yield get_channel_layer()
+    channel_layers.backends.clear()
+
+
+@pytest.fixture
+def chat_options(settings):
+    """Override some REALTIME_CHAT_MESSAGING options, keeping the others."""
+
+    def override(**options):
+        settings.REALTIME_CHAT_MESSAGING = {**settings.REALTIME_CHAT_MESSAGING, **options}
+
+    return override

@@ -1,0 +1,206 @@
+"""Message events end to end: send, history, modify, react, read, acknowledged, typing."""
+
+import pytest
+
+from chatserver.chat.models import Message, RoomEvent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def setup_room(connect, users, *members):
+    a = await connect(users.alice)
+    others = [await connect(user) for user in members]
+    data = {"type": "group", "name": "team", "members": [u.pk for u in members]}
+    room_id = (await a.ok("room.create", data))["room"]["id"]
+    for other in others:
+        await other.expect("roomcreate.dispatch")
+    return room_id, a, others
+
+
+async def send(client, room_id, content, **extra):
+    return await client.ok("message.send", {"room_id": room_id, "content": content, **extra})
+
+
+async def test_send_assigns_gap_free_seq_and_resend_returns_original(connect, users):
+    room_id, a, (b,) = await setup_room(connect, users, users.bob)
+    first = await send(a, room_id, "one", client_msg_id="c-1")
+    assert first["seq"] == 2 and first["message"]["client_msg_id"] == "c-1"
+    assert await b.expect("message.dispatch") == first
+    again = await send(a, room_id, "one", client_msg_id="c-1")
+    assert again["duplicate"] is True and again["message"]["id"] == first["message"]["id"]
+    assert await b.nothing()  # the resend is not broadcast again
+    second = await send(b, room_id, "two")
+    assert second["seq"] == 3
+    await a.expect("message.dispatch")
+    assert await Message.objects.filter(room_id=room_id).acount() == 2
+    seqs = [
+        s async for s in RoomEvent.objects.filter(room_id=room_id).values_list("seq", flat=True)
+    ]
+    assert sorted(seqs) == [1, 2, 3]
+    other_room = (await a.ok("room.create", {"type": "group", "name": "x"}))["room"]["id"]
+    code = await a.error(
+        "message.send", {"room_id": other_room, "content": "z", "client_msg_id": "c-1"}
+    )
+    assert code == 4005
+
+
+async def test_content_limits(connect, users, chat_options):
+    chat_options(MAX_MESSAGE_LENGTH=10)
+    room_id, a, _ = await setup_room(connect, users)
+    assert await a.error("message.send", {"room_id": room_id, "content": "x" * 11}) == 4003
+    assert await a.error("message.send", {"room_id": room_id, "content": "   "}) == 4003
+    assert await a.error("message.send", {"room_id": room_id}) == 4003
+    assert await a.error("message.send", {"room_id": room_id, "content": 5}) == 4003
+    bad = {"room_id": room_id, "content": "x", "author_id": 1}
+    assert await a.error("message.send", bad) == 4003  # only whitelisted fields
+    await send(a, room_id, "x" * 10)
+
+
+async def test_reply_and_forward_only_from_readable_rooms(connect, users):
+    room_id, a, (b,) = await setup_room(connect, users, users.bob)
+    original = (await send(a, room_id, "source"))["message"]
+    await b.expect("message.dispatch")
+    reply = await send(b, room_id, "re", parent_message_id=original["id"])
+    assert reply["message"]["parent_message_id"] == original["id"]
+    await a.expect("message.dispatch")
+    # A room bob is not in: he can neither reply to nor forward from it.
+    c = await connect(users.carol)
+    secret_room = (await c.ok("room.create", {"type": "group", "name": "secret"}))["room"]["id"]
+    secret = (await send(c, secret_room, "classified"))["message"]
+    fwd = {"room_id": room_id, "forwarded_from_id": secret["id"]}
+    assert await b.error("message.send", fwd) == 4004
+    rep = {"room_id": room_id, "content": "x", "parent_message_id": secret["id"]}
+    assert await b.error("message.send", rep) == 4004
+    forwarded = await b.ok(
+        "message.send", {"room_id": room_id, "forwarded_from_id": original["id"]}
+    )
+    assert forwarded["message"]["content"] == "source"
+    assert forwarded["message"]["forwarded_from_id"] == original["id"]
+    both = {**fwd, "forwarded_from_id": original["id"], "content": "x"}
+    assert await b.error("message.send", both) == 4003
+
+
+async def test_history_pages_by_seq(connect, users):
+    room_id, a, _ = await setup_room(connect, users)
+    for i in range(5):
+        await send(a, room_id, f"m{i}")  # seqs 2..6
+    latest = await a.ok("room.messages", {"room_id": room_id, "limit": 2}, "roommessages.dispatch")
+    assert [m["content"] for m in latest["messages"]] == ["m3", "m4"]
+    assert latest["has_more"] is True
+    older = await a.ok("room.messages", {"room_id": room_id, "before": 5, "limit": 10})
+    assert [m["seq"] for m in older["messages"]] == [2, 3, 4] and older["has_more"] is False
+    newer = await a.ok("room.messages", {"room_id": room_id, "after": 3, "limit": 2})
+    assert [m["seq"] for m in newer["messages"]] == [4, 5] and newer["has_more"] is True
+    both = {"room_id": room_id, "after": 1, "before": 3}
+    assert await a.error("room.messages", both) == 4003
+    assert await a.error("room.messages", {"room_id": room_id, "limit": 101}) == 4003
+
+
+async def test_edit_and_soft_delete(connect, users):
+    room_id, a, (b,) = await setup_room(connect, users, users.bob)
+    msg = (await send(a, room_id, "draft"))["message"]
+    await b.expect("message.dispatch")
+    edit = {"message_id": msg["id"], "action": "update", "content": "final"}
+    assert await b.error("message.modify", edit) == 4002  # not the author
+    edited = await a.ok("message.modify", edit, "messagemodification.dispatch")
+    assert edited["action"] == "update" and edited["message"]["is_edited"] is True
+    assert edited["message"]["content"] == "final" and edited["seq"] == 3
+    assert await b.expect("messagemodification.dispatch") == edited
+    delete = {"message_id": msg["id"], "action": "delete"}
+    assert await b.error("message.modify", delete) == 4002
+    deleted = await a.ok("message.modify", delete)
+    assert deleted["message"]["is_deleted"] is True and deleted["message"]["content"] is None
+    await b.expect("messagemodification.dispatch")
+    assert await a.error("message.modify", delete) == 4004
+    history = await b.ok("room.messages", {"room_id": room_id})
+    assert history["messages"][0]["content"] is None
+    # The content stays out of the replayed log too.
+    resumed = await b.ok("session.resume", {"rooms": {str(room_id): 0}})
+    assert "final" not in str(resumed) and "draft" not in str(resumed)
+
+
+async def test_admin_deletes_any_message_hard_when_configured(connect, users, chat_options):
+    chat_options(MESSAGE_SOFT_DELETE=False)
+    room_id, a, (b,) = await setup_room(connect, users, users.bob)
+    msg = (await send(b, room_id, "spam"))["message"]
+    await a.expect("message.dispatch")
+    gone = await a.ok("message.modify", {"message_id": msg["id"], "action": "delete"})
+    assert gone["message"] == {
+        "id": msg["id"],
+        "room_id": room_id,
+        "is_deleted": True,
+        "content": None,
+    }
+    await b.expect("messagemodification.dispatch")
+    assert not await Message.objects.filter(pk=msg["id"]).aexists()
+    resumed = await b.ok("session.resume", {"rooms": {str(room_id): 0}})
+    assert "spam" not in str(resumed)
+
+
+async def test_reactions_are_idempotent(connect, users):
+    room_id, a, (b,) = await setup_room(connect, users, users.bob)
+    msg = (await send(a, room_id, "hi"))["message"]
+    await b.expect("message.dispatch")
+    add = {"message_id": msg["id"], "action": "add", "emoji": "👍"}
+    first = await b.ok("message.react", add, "reaction.dispatch")
+    assert first["changed"] is True and first["seq"] == 3 and first["user"]["username"] == "bob"
+    assert await a.expect("reaction.dispatch") == first
+    again = await b.ok("message.react", add)
+    assert again["changed"] is False and again["seq"] is None
+    assert await a.nothing()
+    history = await a.ok("room.messages", {"room_id": room_id})
+    assert history["messages"][0]["reactions"] == [{"emoji": "👍", "user_ids": [users.bob.pk]}]
+    removed = await b.ok("message.react", {**add, "action": "remove"})
+    assert removed["changed"] is True and removed["seq"] == 4
+    await a.expect("reaction.dispatch")
+    assert (await b.ok("message.react", {**add, "action": "remove"}))["changed"] is False
+    assert await b.error("message.react", {**add, "message_id": 10**9}) == 4004
+
+
+async def test_read_receipts_move_forward_only_and_reset_unread(connect, users):
+    room_id, a, (b,) = await setup_room(connect, users, users.bob)
+    for text in ("1", "2"):
+        await send(a, room_id, text)
+        await b.expect("message.dispatch")
+    receipt = await b.ok("message.read", {"rooms": {str(room_id): 3}}, "readreceipt.dispatch")
+    assert receipt["receipts"] == [{"room_id": room_id, "last_read_seq": 3}]
+    broadcast = await a.expect("readreceipt.dispatch")
+    assert broadcast["receipts"] == [{"room_id": room_id, "last_read_seq": 3}]
+    older = await b.ok("message.read", {"rooms": {str(room_id): 1}})
+    assert older["receipts"][0]["last_read_seq"] == 3  # never moves back
+    assert await a.nothing()
+    listed = await b.ok("room.list")
+    assert listed["rooms"][0]["unread_count"] == 0
+    assert await b.error("message.read", {"rooms": {"999999": 1}}) == 4004
+
+
+async def test_delivery_acks_reach_only_the_authors(connect, users):
+    room_id, a, (b, c) = await setup_room(connect, users, users.bob, users.carol)
+    await send(a, room_id, "from alice")
+    await b.expect("message.dispatch")
+    await c.expect("message.dispatch")
+    await b.send("message.acknowledged", {"rooms": {str(room_id): 2}})
+    delivered = await a.expect("messagedelivered.dispatch")
+    assert delivered == {
+        "user": delivered["user"],
+        "receipts": [{"room_id": room_id, "last_delivered_seq": 2}],
+    }
+    assert delivered["user"]["username"] == "bob"
+    # Repeating the ack changes nothing and tells nobody; carol (not the author) never hears.
+    await b.send("message.acknowledged", {"rooms": {str(room_id): 2}})
+    await send(b, room_id, "marker")
+    assert (await a.recv())["eventType"] == "message.dispatch"
+    assert (await c.recv())["eventType"] == "message.dispatch"
+
+
+async def test_typing_carries_room_and_is_not_echoed(connect, users):
+    room_id, a, (b,) = await setup_room(connect, users, users.bob)
+    a2 = await connect(users.alice)
+    await a.send("message.typing", {"room_id": room_id, "state": "start"})
+    typing = await b.expect("messagetyping.dispatch")
+    assert typing == {"room_id": room_id, "user": typing["user"], "state": "start"}
+    assert typing["user"]["username"] == "alice"
+    # A later broadcast arrives next on alice's own sockets: the typing frame never came.
+    await send(b, room_id, "marker")
+    assert (await a.recv())["eventType"] == "message.dispatch"
+    assert (await a2.recv())["eventType"] == "message.dispatch"
