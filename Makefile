@@ -10,11 +10,13 @@ APT    := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 
 .PHONY: run test lint format system-packages venv bench clean
 
-# Debian packages: python3-venv when this Python cannot make a venv, redis-server for the tests.
+# Debian packages: python3-venv when this Python cannot make a venv, redis-server for the tests;
+# in CI also nginx-light, so the nginx site is checked with `nginx -t` (skipped where absent).
 system-packages:
 	@need=""; \
 	$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || need="$$need python3-venv"; \
 	command -v redis-server >/dev/null 2>&1 || need="$$need redis-server"; \
+	if [ -n "$$CI" ] && ! command -v nginx >/dev/null 2>&1; then need="$$need nginx-light"; fi; \
 	if [ -n "$$need" ]; then \
 		echo "installing Debian packages:$$need"; \
 		$(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq $$need; \

@@ -8,7 +8,7 @@ from chatserver.daemon.reactor import install_asyncio_reactor
 # default one.
 install_asyncio_reactor()
 
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer  # noqa: E402
 
 
 @pytest.fixture(scope="session")

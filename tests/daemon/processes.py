@@ -67,6 +67,7 @@ class Daemon:
         self.workdir = Path(workdir)
         self.log_path = self.workdir / "twistd.log"
         self.process = None
+        self.terminating = False
 
     def start(self, ready=None, timeout=30):
         """Start and wait until ``ready()`` is true (e.g. the socket accepts connections)."""
@@ -91,10 +92,15 @@ class Daemon:
     def log(self):
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def terminate(self, timeout=30):
-        """SIGTERM and wait; returns the exit code."""
-        if self.process.poll() is None:
+    def signal_term(self):
+        """Send SIGTERM once, as systemd does (a second one would interrupt the shutdown)."""
+        if not self.terminating and self.process.poll() is None:
+            self.terminating = True
             self.process.send_signal(signal.SIGTERM)
+
+    def terminate(self, timeout=30):
+        """SIGTERM (unless already sent) and wait; returns the exit code."""
+        self.signal_term()
         try:
             return self.process.wait(timeout=timeout)
         finally:

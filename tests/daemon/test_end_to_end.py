@@ -9,6 +9,8 @@ import time
 import pytest
 import websockets
 
+from tests.redis_server import free_port
+
 from .processes import (
     Daemon,
     create_users_with_tokens,
@@ -16,7 +18,6 @@ from .processes import (
     tcp_port_accepts,
     unix_socket_accepts,
 )
-from tests.redis_server import free_port
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -52,19 +53,37 @@ def tcp_client(port, token, **kwargs):
     )
 
 
+_backlogs = {}
+
+
+async def _next_frame(ws, timeout):
+    backlog = _backlogs.setdefault(id(ws), [])
+    if backlog:
+        return backlog.pop(0)
+    frame = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+    return frame
+
+
 async def request(ws, event_type, data=None, request_id=None):
-    """Send one event and return the reply carrying its request_id (skipping broadcasts)."""
+    """Send one event and return the reply carrying its request_id; other frames are kept."""
     request_id = request_id or f"{event_type}-{time.monotonic_ns()}"
-    await ws.send(json.dumps({"event_type": event_type, "data": data or {}, "request_id": request_id}))
-    while True:
-        frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
-        if frame.get("request_id") == request_id:
-            return frame
+    await ws.send(
+        json.dumps({"event_type": event_type, "data": data or {}, "request_id": request_id})
+    )
+    skipped = []
+    try:
+        while True:
+            frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            if frame.get("request_id") == request_id:
+                return frame
+            skipped.append(frame)
+    finally:
+        _backlogs.setdefault(id(ws), []).extend(skipped)
 
 
 async def next_event(ws, event_type, timeout=10):
     while True:
-        frame = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+        frame = await _next_frame(ws, timeout)
         if frame.get("eventType") == event_type:
             return frame
 
@@ -78,13 +97,15 @@ async def exchange_broadcast(connect_alice, connect_bob, users):
             {"type": "group", "name": "e2e", "members": [users["bob"]["id"]]},
         )
         assert created["eventType"] == "roomcreate.dispatch", created
-        room_id = created["data"]["room"]["id"] if "room" in created["data"] else created["data"]["id"]
-        await request(
+        room_id = created["data"]["room"]["id"]
+        sent = await request(
             alice, "message.send", {"room_id": room_id, "content": "hello over the daemon"}
         )
         received = await next_event(bob, "message.dispatch")
-        assert received["data"]["content"] == "hello over the daemon"
-        assert received["data"]["room_id"] == room_id
+        for frame in (sent, received):  # the sender's reply and the member's broadcast
+            assert frame["eventType"] == "message.dispatch"
+            assert frame["data"]["room_id"] == room_id
+            assert frame["data"]["message"]["content"] == "hello over the daemon"
 
 
 async def closed_code(ws, timeout=15):
@@ -108,16 +129,24 @@ async def test_unix_socket_broadcast_idle_survival_and_graceful_stop(tmp_path, r
             users,
         )
 
-        # An idle socket outlives redis-py's default 5 s socket timeout (the 1011 pitfall),
-        # then a broadcast still reaches it.
+        # An idle socket outlives redis-py's default 5 s socket timeout (the 1011 pitfall):
+        # after 6.5 s of silence it still answers and still receives room broadcasts.
         async with unix_client(sock, users["bob"]["token"], ping_interval=None) as idle:
-            with pytest.raises(asyncio.TimeoutError):
-                await asyncio.wait_for(idle.recv(), 6.5)
+            await next_event(idle, "chat.notifications")
+            await asyncio.sleep(6.5)  # the behaviour under test is idleness itself
             reply = await request(idle, "session.heartbeat")
             assert reply["eventType"] == "session.heartbeat"
+            async with unix_client(sock, users["alice"]["token"]) as alice:
+                rooms = await request(alice, "room.list")
+                room_id = rooms["data"]["rooms"][0]["id"]
+                await request(
+                    alice, "message.send", {"room_id": room_id, "content": "still there?"}
+                )
+            received = await next_event(idle, "message.dispatch")
+            assert received["data"]["message"]["content"] == "still there?"
 
             # SIGTERM: the open socket gets 1001, the daemon exits cleanly, the socket file goes.
-            daemon.process.terminate()
+            daemon.signal_term()
             assert await closed_code(idle) == 1001
         log = daemon.stop_cleanly()
         assert not sock.exists()

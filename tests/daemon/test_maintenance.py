@@ -133,8 +133,7 @@ async def test_sweeper_closes_only_silent_sessions(user, settings):
 
     assert await layer.receive(silent) == {"type": "session.close", "code": CLOSE_HEARTBEAT_EXPIRED}
     rows = {
-        s.channel_name: s
-        async for s in Session.objects.filter(channel_name__in=[silent, lively])
+        s.channel_name: s async for s in Session.objects.filter(channel_name__in=[silent, lively])
     }
     assert rows[silent].closed_at is not None
     assert rows[silent].close_code == CLOSE_HEARTBEAT_EXPIRED
