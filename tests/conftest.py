@@ -2,7 +2,13 @@
 
 import pytest
 
-from tests.redis_server import RedisServer
+from chatserver.daemon.reactor import install_asyncio_reactor
+
+# Daphne and the daemon need Twisted's asyncio reactor; install it before anything imports the
+# default one.
+install_asyncio_reactor()
+
+from tests.redis_server import RedisServer  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ operator forces otherwise; Unix sockets default to mode 600.
 
 import ipaddress
 import os
+import re
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -70,8 +71,9 @@ def check_manhole_endpoint(description, allow_remote=False):
         raise usage.UsageError(
             f"--manhole {description!r}: use unix:PATH or tcp:PORT:interface=127.0.0.1."
         )
-    params = dict(part.split("=", 1) for part in rest.split(":") if "=" in part)
-    interface = params.get("interface", "")
+    parts = re.split(r"(?<!\\):", rest)  # endpoint strings escape colons as \:
+    params = dict(part.split("=", 1) for part in parts if "=" in part)
+    interface = params.get("interface", "").replace("\\:", ":")
     if not allow_remote:
         try:
             loopback = ipaddress.ip_address(interface.strip("[]")).is_loopback
@@ -85,9 +87,20 @@ def check_manhole_endpoint(description, allow_remote=False):
     return description
 
 
+class OperatorSession(manhole_ssh.TerminalSession):
+    """Twisted's terminal session, minus the tracebacks on a client's EOF or window resize."""
+
+    def eofReceived(self):  # noqa: N802 - Twisted interface name
+        """The client closed its input; the channel close that follows ends the shell."""
+
+    def windowChanged(self, newWindowSize):  # noqa: N802
+        """The manhole draws line by line; a new window size needs no action."""
+
+
 def manhole_factory(namespace, authorized_keys, host_key):
     """An SSH server factory giving each authenticated operator a manhole on ``namespace``."""
     realm = manhole_ssh.TerminalRealm()
+    realm.sessionFactory = OperatorSession
     realm.chainedProtocolFactory = lambda: insults.ServerProtocol(manhole.ColoredManhole, namespace)
     checker = SSHPublicKeyChecker(AuthorizedKeysFile(authorized_keys))
     factory = manhole_ssh.ConchFactory(portal.Portal(realm, [checker]))

@@ -17,12 +17,13 @@ class OperatorTools:
 
     async def _stats(self):
         from chatserver.chat import sessions
+        from chatserver.chat.broadcast import chat_counts
 
         counts = await sessions.session_counts()
         counts["websockets_here"] = self.daphne.connection_count()
         counts["sweeper_runs"] = self.sweeper.runs
         counts["reaper_runs"] = self.reaper.runs
-        counts.update(await _room_stats())
+        counts.update(await chat_counts())
         return counts
 
     def stats(self):
@@ -80,9 +81,3 @@ async def _user_id(user):
         return get_user_model().objects.only("pk").get(username=user).pk
 
     return await lookup()
-
-
-async def _room_stats():
-    from chatserver.chat.broadcast import room_count
-
-    return {"rooms": await room_count()}

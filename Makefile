@@ -1,0 +1,52 @@
+# Two commands do all set-up on a fresh Debian machine:
+#   make run    set up .venv and serve on embedded defaults (SQLite, in-process layer)
+#   make test   install what the tests need (redis-server included) and run the whole suite
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+APT    := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
+
+.PHONY: run test lint format system-packages venv bench clean
+
+# Debian packages: python3-venv when this Python cannot make a venv, redis-server for the tests;
+# in CI also nginx-light, so the nginx site is checked with `nginx -t` (skipped where absent).
+system-packages:
+	@need=""; \
+	$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || need="$$need python3-venv"; \
+	command -v redis-server >/dev/null 2>&1 || need="$$need redis-server"; \
+	if [ -n "$$CI" ] && ! command -v nginx >/dev/null 2>&1; then need="$$need nginx-light"; fi; \
+	if [ -n "$$need" ]; then \
+		echo "installing Debian packages:$$need"; \
+		$(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq $$need; \
+	fi
+
+$(STAMP): pyproject.toml
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV) || { \
+		$(MAKE) --no-print-directory system-packages && $(PYTHON) -m venv $(VENV); }
+	$(BIN)/pip install -q --upgrade pip
+	# compat mode keeps the repository on sys.path, so twistd finds twisted/plugins/ here.
+	$(BIN)/pip install -q -e '.[test]' --config-settings editable_mode=compat
+	@touch $@
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/twistd -n --pidfile= -l - chat --port 8000
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: system-packages $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache twisted/plugins/dropin.cache

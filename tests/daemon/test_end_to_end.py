@@ -1,0 +1,199 @@
+"""The real daemon, end to end: twistd subprocess, real redis-server, real WebSocket clients."""
+
+import asyncio
+import json
+import os
+import stat
+import time
+
+import pytest
+import websockets
+
+from tests.redis_server import free_port
+
+from .processes import (
+    Daemon,
+    create_users_with_tokens,
+    daemon_env,
+    tcp_port_accepts,
+    unix_socket_accepts,
+)
+
+pytestmark = pytest.mark.timeout(90)
+
+ORIGIN = "http://localhost"
+
+
+@pytest.fixture
+def state_dir(tmp_path):
+    path = tmp_path / "state"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def redis_env(state_dir, redis_url):
+    return daemon_env(state_dir, redis_url)
+
+
+@pytest.fixture
+def users(redis_env):
+    return create_users_with_tokens(redis_env, "alice", "bob")
+
+
+def unix_client(path, token, **kwargs):
+    return websockets.unix_connect(
+        str(path), f"ws://localhost/messaging/?token={token}", origin=ORIGIN, **kwargs
+    )
+
+
+def tcp_client(port, token, **kwargs):
+    return websockets.connect(
+        f"ws://127.0.0.1:{port}/messaging/?token={token}", origin=ORIGIN, **kwargs
+    )
+
+
+_backlogs = {}
+
+
+async def _next_frame(ws, timeout):
+    backlog = _backlogs.setdefault(id(ws), [])
+    if backlog:
+        return backlog.pop(0)
+    frame = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+    return frame
+
+
+async def request(ws, event_type, data=None, request_id=None):
+    """Send one event and return the reply carrying its request_id; other frames are kept."""
+    request_id = request_id or f"{event_type}-{time.monotonic_ns()}"
+    await ws.send(
+        json.dumps({"event_type": event_type, "data": data or {}, "request_id": request_id})
+    )
+    skipped = []
+    try:
+        while True:
+            frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            if frame.get("request_id") == request_id:
+                return frame
+            skipped.append(frame)
+    finally:
+        _backlogs.setdefault(id(ws), []).extend(skipped)
+
+
+async def next_event(ws, event_type, timeout=10):
+    while True:
+        frame = await _next_frame(ws, timeout)
+        if frame.get("eventType") == event_type:
+            return frame
+
+
+async def exchange_broadcast(connect_alice, connect_bob, users):
+    """Alice creates a room with Bob and sends; both of them get the message.dispatch."""
+    async with connect_alice() as alice, connect_bob() as bob:
+        created = await request(
+            alice,
+            "room.create",
+            {"type": "group", "name": "e2e", "members": [users["bob"]["id"]]},
+        )
+        assert created["eventType"] == "roomcreate.dispatch", created
+        room_id = created["data"]["room"]["id"]
+        sent = await request(
+            alice, "message.send", {"room_id": room_id, "content": "hello over the daemon"}
+        )
+        received = await next_event(bob, "message.dispatch")
+        for frame in (sent, received):  # the sender's reply and the member's broadcast
+            assert frame["eventType"] == "message.dispatch"
+            assert frame["data"]["room_id"] == room_id
+            assert frame["data"]["message"]["content"] == "hello over the daemon"
+
+
+async def closed_code(ws, timeout=15):
+    try:
+        while True:
+            await asyncio.wait_for(ws.recv(), timeout)
+    except websockets.ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd else None
+
+
+async def test_unix_socket_broadcast_idle_survival_and_graceful_stop(tmp_path, redis_env, users):
+    sock = tmp_path / "chat.sock"
+    daemon = Daemon(["--socket", str(sock)], redis_env, tmp_path).start(unix_socket_accepts(sock))
+    try:
+        mode = stat.S_IMODE(os.stat(sock).st_mode)
+        assert mode == 0o660, oct(mode)
+
+        await exchange_broadcast(
+            lambda: unix_client(sock, users["alice"]["token"]),
+            lambda: unix_client(sock, users["bob"]["token"]),
+            users,
+        )
+
+        # An idle socket outlives redis-py's default 5 s socket timeout (the 1011 pitfall):
+        # after 6.5 s of silence it still answers and still receives room broadcasts.
+        async with unix_client(sock, users["bob"]["token"], ping_interval=None) as idle:
+            await next_event(idle, "chat.notifications")
+            await asyncio.sleep(6.5)  # the behaviour under test is idleness itself
+            reply = await request(idle, "session.heartbeat")
+            assert reply["eventType"] == "session.heartbeat"
+            async with unix_client(sock, users["alice"]["token"]) as alice:
+                rooms = await request(alice, "room.list")
+                room_id = rooms["data"]["rooms"][0]["id"]
+                await request(
+                    alice, "message.send", {"room_id": room_id, "content": "still there?"}
+                )
+            received = await next_event(idle, "message.dispatch")
+            assert received["data"]["message"]["content"] == "still there?"
+
+            # SIGTERM: the open socket gets 1001, the daemon exits cleanly, the socket file goes.
+            daemon.signal_term()
+            assert await closed_code(idle) == 1001
+        log = daemon.stop_cleanly()
+        assert not sock.exists()
+        assert "WebSocket connected /messaging/" in log  # access lines reach the twistd log
+    finally:
+        daemon.kill()
+
+
+async def test_tcp_listener_and_unauthenticated_close(tmp_path, redis_env, users):
+    port = free_port()
+    daemon = Daemon(["--port", str(port)], redis_env, tmp_path).start(tcp_port_accepts(port))
+    try:
+        await exchange_broadcast(
+            lambda: tcp_client(port, users["alice"]["token"]),
+            lambda: tcp_client(port, users["bob"]["token"]),
+            users,
+        )
+        async with tcp_client(port, "not-a-token") as anonymous:
+            assert await closed_code(anonymous) == 4001
+        daemon.stop_cleanly()
+    finally:
+        daemon.kill()
+
+
+async def test_silent_socket_is_closed_by_the_sweeper(tmp_path, state_dir, redis_url):
+    env = daemon_env(state_dir, redis_url, CHATSERVER_INACTIVITY_THRESHOLD=1)
+    tokens = create_users_with_tokens(env, "carol")
+    sock = tmp_path / "chat.sock"
+    daemon = Daemon(["--socket", str(sock), "--heartbeat-interval", "0.5"], env, tmp_path)
+    daemon.start(unix_socket_accepts(sock))
+    try:
+        async with unix_client(sock, tokens["carol"]["token"]) as silent:
+            assert await closed_code(silent, timeout=10) == 4408
+        daemon.stop_cleanly()
+    finally:
+        daemon.kill()
+
+
+def test_stale_socket_from_a_crash_is_replaced(tmp_path, redis_env):
+    sock = tmp_path / "chat.sock"
+    first = Daemon(["--socket", str(sock)], redis_env, tmp_path).start(unix_socket_accepts(sock))
+    first.kill()  # SIGKILL: the socket file and its lock stay behind
+    assert sock.exists()
+    second = Daemon(["--socket", str(sock)], redis_env, tmp_path)
+    try:
+        second.start(unix_socket_accepts(sock))
+        second.stop_cleanly()
+        assert not sock.exists()
+    finally:
+        second.kill()

@@ -1,0 +1,97 @@
+"""Environment-driven settings and the stdlib-to-twistd log bridge."""
+
+import logging
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from twisted.logger import LogLevel, globalLogPublisher
+
+from chatserver.daemon.logbridge import TwistedLogHandler, twisted_level
+from chatserver.settings import environment
+
+
+def test_flags_accept_yes_no_words_and_refuse_others(monkeypatch):
+    monkeypatch.setenv("DEBUG", "off")
+    assert environment.env_flag("DEBUG", True) is False
+    monkeypatch.setenv("DEBUG", "Yes")
+    assert environment.env_flag("DEBUG", False) is True
+    monkeypatch.setenv("DEBUG", "maybe")
+    with pytest.raises(ImproperlyConfigured, match="not a boolean"):
+        environment.env_flag("DEBUG", False)
+
+
+def test_lists_split_on_commas(monkeypatch):
+    monkeypatch.setenv("ALLOWED_HOSTS", " chat.example.com, ,www.example.com ")
+    assert environment.env_list("ALLOWED_HOSTS") == ["chat.example.com", "www.example.com"]
+
+
+def test_redis_url_selects_redis_for_layer_and_cache(monkeypatch):
+    monkeypatch.delenv("CHATSERVER_CHANNEL_LAYER", raising=False)
+    layer = environment.channel_layers("redis://127.0.0.1:6379/0")["default"]
+    assert layer["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    (host,) = layer["CONFIG"]["hosts"]
+    assert host["address"] == "redis://127.0.0.1:6379/0"
+    assert host["socket_timeout"] is None  # idle sockets must not die with 1011 after ~5 s
+    cache = environment.caches("redis://127.0.0.1:6379/0")["default"]
+    assert cache["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+    monkeypatch.setenv("CHATSERVER_CHANNEL_LAYER", "pubsub")
+    layer = environment.channel_layers("redis://127.0.0.1:6379/0")["default"]
+    assert layer["BACKEND"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
+    monkeypatch.setenv("CHATSERVER_CHANNEL_LAYER", "carrier-pigeon")
+    with pytest.raises(ImproperlyConfigured, match="CHATSERVER_CHANNEL_LAYER"):
+        environment.channel_layers("redis://127.0.0.1:6379/0")
+
+
+def test_embedded_defaults_without_redis_or_database(tmp_path):
+    assert environment.channel_layers("")["default"]["BACKEND"].endswith("InMemoryChannelLayer")
+    assert environment.caches("")["default"]["BACKEND"].endswith("LocMemCache")
+    database = environment.databases(None, tmp_path / "db.sqlite3")["default"]
+    assert database["ENGINE"] == "django.db.backends.sqlite3"
+    assert database["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+
+
+def test_database_url_keeps_persistent_connections():
+    database = environment.databases("postgres://chat:pw@localhost/chat", None)["default"]
+    assert database["ENGINE"] == "django.db.backends.postgresql"
+    assert database["CONN_MAX_AGE"] == 600 and database["CONN_HEALTH_CHECKS"] is True
+
+
+def test_production_check_names_every_problem():
+    with pytest.raises(ImproperlyConfigured) as raised:
+        environment.check_production(secret_key="", allowed_hosts=["*"], redis_url="", debug=True)
+    message = str(raised.value)
+    for fragment in ("DEBUG must be off", "SECRET_KEY is not set", "'*'", "REDIS_URL"):
+        assert fragment in message
+    environment.check_production(
+        secret_key="k" * 50, allowed_hosts=["chat.example.com"], redis_url="redis://x", debug=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("stdlib", "twisted"),
+    [
+        (logging.DEBUG, LogLevel.debug),
+        (logging.INFO, LogLevel.info),
+        (logging.WARNING, LogLevel.warn),
+        (logging.ERROR, LogLevel.error),
+        (logging.CRITICAL, LogLevel.critical),
+    ],
+)
+def test_levels_map(stdlib, twisted):
+    assert twisted_level(stdlib) is twisted
+
+
+def test_stdlib_records_reach_the_twisted_log():
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    logger = logging.getLogger("chatserver.test.bridge")
+    handler = TwistedLogHandler()
+    logger.addHandler(handler)
+    try:
+        logger.warning("disk %s is full", "/var")
+    finally:
+        logger.removeHandler(handler)
+        globalLogPublisher.removeObserver(events.append)
+    (event,) = [e for e in events if e.get("log_namespace") == "chatserver.test.bridge"]
+    assert event["log_level"] is LogLevel.warn
+    assert event["text"] == "disk /var is full"
