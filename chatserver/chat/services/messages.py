@@ -54,7 +54,6 @@ def send_message(user, room_id, data):
         if original is None:
             raise
         return _resend(original, room_id)
-    message.author = user
     payload = message_payload(message, reactions=())
     return eventlog.frame_data(room_id, seq, {}, payload), False
 

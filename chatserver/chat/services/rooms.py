@@ -336,7 +336,7 @@ def leave_room(user, access, room_id):
         room = _locked_room(room_id)
         Membership.objects.filter(room=room, user=user).delete()
         permissions.revoke_all(room.pk, [user.pk])
-        extra = {}
+        extra, promoted = {}, []
         if access.is_owner:
             heir = (
                 Membership.objects.filter(room=room)
@@ -352,8 +352,9 @@ def leave_room(user, access, room_id):
             heir.save(update_fields=["role"])
             permissions.set_role(room, [heir.user], Membership.OWNER)
             extra["new_owner"] = user_payload(heir.user)
+            promoted.append(heir.user_id)
         data = _membership_event(room, MEMBERS_REMOVED, [user], "removed_by", user, extra)
-    return Change(data=data, left=[user.pk], changed=[heir.user_id] if extra else [])
+    return Change(data=data, left=[user.pk], changed=promoted)
 
 
 # -- room settings ---------------------------------------------------------------------------
