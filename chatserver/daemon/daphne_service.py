@@ -45,6 +45,21 @@ def log_action(protocol, action, details):
         access_log.info("%s WebSocket %s %s", client, action, details.get("path"))
 
 
+class ChatWebSocketProtocol(WebSocketProtocol):
+    """Daphne's WebSocket protocol, able to close with any valid code.
+
+    Autobahn's ``sendClose`` accepts only 1000 and 3000-4999, so an application closing with
+    1009 (frame too big) or 1001 would raise inside Daphne and the client would see 1006.
+    """
+
+    def serverClose(self, code=None):  # noqa: N802 - Daphne's method name
+        code = 1000 if code is None else code
+        if code == 1000 or 3000 <= code <= 4999:
+            self.sendClose(code=code)
+        else:
+            self.sendCloseFrame(code=code, isReply=False)
+
+
 class EmbeddedServer(Server):
     """Daphne's Server with the parts of ``run()`` that do not start a reactor."""
 
@@ -54,12 +69,17 @@ class EmbeddedServer(Server):
         # Twisted's own access log would repeat log_action's line for every request.
         self.http_factory.log = lambda request: None
         self.ws_factory = WebSocketFactory(self, server=self.server_name)
+        self.ws_factory.protocol = ChatWebSocketProtocol
         self.ws_factory.setProtocolOptions(
             autoPingTimeout=self.ping_timeout,
             allowNullOrigin=True,
             openHandshakeTimeout=self.websocket_handshake_timeout,
             maxMessagePayloadSize=self.websocket_max_message_size,
             maxFramePayloadSize=self.websocket_max_frame_size,
+            # On a protocol violation (e.g. a message over the size limit) finish the closing
+            # handshake instead of dropping TCP at once: the client then reads code 1009 rather
+            # than a reset that can swallow the close frame.
+            failByDrop=False,
         )
 
     def open_websockets(self):

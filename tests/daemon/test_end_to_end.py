@@ -166,6 +166,15 @@ async def test_tcp_listener_and_unauthenticated_close(tmp_path, redis_env, users
         )
         async with tcp_client(port, "not-a-token") as anonymous:
             assert await closed_code(anonymous) == 4001
+        # Over the consumer's frame limit (64 KiB) but under Daphne's: the consumer closes
+        # with 1009, which Autobahn's sendClose would refuse.
+        async with tcp_client(port, users["alice"]["token"], max_size=None) as greedy:
+            await greedy.send(json.dumps({"event_type": "message.send", "pad": "x" * 70_000}))
+            assert await closed_code(greedy) == 1009
+        # Over Daphne's --max-message-size: Autobahn itself closes with 1009.
+        async with tcp_client(port, users["alice"]["token"], max_size=None) as greedier:
+            await greedier.send("x" * (2 * 1024 * 1024))
+            assert await closed_code(greedier) == 1009
         daemon.stop_cleanly()
     finally:
         daemon.kill()
