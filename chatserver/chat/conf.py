@@ -14,6 +14,9 @@ DEFAULTS = {
     # Largest text frame the consumer reads; larger ones close the socket with 1009. The daemon
     # also sets Daphne's own limit, this one holds under any ASGI server.
     "MAX_FRAME_BYTES": 64 * 1024,
+    # Seconds between re-assertions of this process's group memberships in the channel layer,
+    # so a Redis restart or the layer's group expiry never silently stops broadcasts.
+    "GROUP_REFRESH_INTERVAL": 30,
     "MAX_MESSAGE_LENGTH": 4000,
     "MAX_NAME_LENGTH": 100,
     "MAX_DESCRIPTION_LENGTH": 500,

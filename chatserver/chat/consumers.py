@@ -8,12 +8,14 @@ documented error frame; the socket stays open (only oversized frames close it, w
 import asyncio
 import logging
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from . import fanout, sessions
 from .conf import option
 from .handlers import HANDLERS
+from .localgroups import DIRECT_SENDER, local_groups
 from .models import Membership
 from .permissions import VIEW, load_access
 from .protocol import (
@@ -52,6 +54,19 @@ def user_group(user_id):
 
 class ChatConsumer(AsyncWebsocketConsumer):
     user = None
+    direct_sender = None
+
+    async def dispatch(self, message):
+        """Route a message to its handler.
+
+        Channels' dispatch first closes stale database connections through a thread hop, for
+        every message. Every ORM call here goes through database_sync_to_async, which does that
+        in its own thread already, so the hop is skipped.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self):
         # Accept first, then close with 4001: a close before accept reaches the client as a
@@ -62,6 +77,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.user = user
+        # The daemon lets us write pre-encoded frames straight to the socket.
+        self.direct_sender = self.scope.get("extensions", {}).get(DIRECT_SENDER)
         self.groups_joined = set()
         self.rooms = set()
         self.access = {}  # room id -> permissions.Access, dropped on membership messages
@@ -80,18 +97,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=encode_event("chat.notifications", data))
 
     async def join_groups(self, groups):
+        """Join groups through this process's local groups (one layer subscription each)."""
         groups = [group for group in groups if group not in self.groups_joined]
         self.groups_joined.update(groups)
-        await asyncio.gather(
-            *(self.channel_layer.group_add(group, self.channel_name) for group in groups)
-        )
+        local = local_groups(self.channel_layer)
+        await asyncio.gather(*(local.add(group, self) for group in groups))
 
     async def leave_groups(self, groups):
         groups = [group for group in groups if group in self.groups_joined]
         self.groups_joined.difference_update(groups)
-        await asyncio.gather(
-            *(self.channel_layer.group_discard(group, self.channel_name) for group in groups)
-        )
+        local = local_groups(self.channel_layer)
+        await asyncio.gather(*(local.discard(group, self) for group in groups))
 
     async def disconnect(self, code):
         if self.user is None:
@@ -175,19 +191,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     # -- channel-layer messages ----------------------------------------------------------
 
-    async def room_event(self, message):
-        """A room broadcast: write the pre-encoded frame, unless this connection asked for it
-        (it got the reply already) or the frame is not meant for this user."""
+    def wants_room_frame(self, message):
+        """Whether a room broadcast goes to this socket: not when this connection asked for it
+        (it got the reply already) or the frame is not meant for this user. Local groups
+        write the frame; this only decides (and drops cached access on lock changes)."""
         room_id = message["room_id"]
         if message.get("invalidate"):
             self.forget(room_id)
-        if (
+        return not (
             message.get("origin") == self.channel_name
             or message.get("skip_user") == self.user.pk
             or room_id not in self.rooms
-        ):
-            return
-        await self.send(text_data=message["text"])
+        )
 
     async def membership_changed(self, message):
         """The user joined, left or changed role in a room: follow it on this connection."""

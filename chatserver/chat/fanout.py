@@ -2,10 +2,11 @@
 
 Frames are encoded once by the sender and carried as text; each consumer only writes the text
 to its socket. ``origin`` names the connection that made the request: it already got its reply
-directly, so it skips the broadcast copy.
+directly, so it skips the broadcast copy. Every group message names its ``group``: each process
+receives it once and hands it to its local members (see localgroups.py).
 """
 
-ROOM_EVENT = "room.event"  # ChatConsumer.room_event
+ROOM_EVENT = "room.event"  # written by LocalGroups after ChatConsumer.wants_room_frame
 MEMBERSHIP_CHANGED = "membership.changed"  # ChatConsumer.membership_changed
 USER_EVENT = "user.event"  # ChatConsumer.user_event
 
@@ -27,10 +28,12 @@ async def to_room(layer, room_id, text, origin=None, invalidate=False, skip_user
     ``invalidate`` makes receivers drop their cached permissions for the room (lock changes);
     ``skip_user`` keeps the frame from one user's connections (typing indicators).
     """
+    group = room_group(room_id)
     await layer.group_send(
-        room_group(room_id),
+        group,
         {
             "type": ROOM_EVENT,
+            "group": group,
             "room_id": room_id,
             "text": text,
             "origin": origin,
@@ -50,8 +53,10 @@ async def membership_changed(layer, user_ids, room_id, state, text=None, origin=
         "origin": origin,
     }
     for user_id in user_ids:
-        await layer.group_send(user_group(user_id), message)
+        group = user_group(user_id)
+        await layer.group_send(group, dict(message, group=group))
 
 
 async def to_user(layer, user_id, text):
-    await layer.group_send(user_group(user_id), {"type": USER_EVENT, "text": text})
+    group = user_group(user_id)
+    await layer.group_send(group, {"type": USER_EVENT, "group": group, "text": text})

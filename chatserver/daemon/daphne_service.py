@@ -18,6 +18,8 @@ from twisted.application import service
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
+from chatserver.chat.localgroups import DIRECT_SENDER, close_all
+
 from .aio import as_deferred
 from .listening import ListeningService
 
@@ -60,6 +62,30 @@ class ChatWebSocketProtocol(WebSocketProtocol):
             self.sendCloseFrame(code=code, isReply=False)
 
 
+class DirectSender:
+    """Writes room frames straight to one WebSocket, bypassing the ASGI send path.
+
+    Offered to the application as the ``chatserver.direct_sender`` scope extension: the chat
+    application prepares a broadcast frame once per factory and sends the same bytes to every
+    local member (see chatserver.chat.localgroups).
+    """
+
+    __slots__ = ("protocol", "factory")
+
+    def __init__(self, protocol):
+        self.protocol = protocol
+        self.factory = protocol.factory
+
+    def is_open(self):
+        return getattr(self.protocol, "state", None) == self.protocol.STATE_OPEN
+
+    def prepare(self, text):
+        return self.factory.prepareMessage(text.encode("utf-8"))
+
+    def send_prepared(self, prepared):
+        self.protocol.sendPreparedMessage(prepared)
+
+
 class EmbeddedServer(Server):
     """Daphne's Server with the parts of ``run()`` that do not start a reactor."""
 
@@ -81,6 +107,13 @@ class EmbeddedServer(Server):
             # than a reset that can swallow the close frame.
             failByDrop=False,
         )
+
+    def create_application(self, protocol, scope):
+        if isinstance(protocol, WebSocketProtocol):
+            extensions = dict(scope.get("extensions") or {})
+            extensions[DIRECT_SENDER] = DirectSender(protocol)
+            scope = dict(scope, extensions=extensions)
+        return super().create_application(protocol, scope)
 
     def open_websockets(self):
         return [
@@ -177,7 +210,10 @@ class DaphneService(service.MultiService):
             for instance in leftovers:
                 instance.cancel()
             yield as_deferred(asyncio.gather(*leftovers, return_exceptions=True))
-        # 4. Close the channel layer's connections.
+        # 4. Leave the layer's groups, then close its connections.
+        yield as_deferred(close_all()).addErrback(
+            lambda failure: log.failure("closing local groups failed", failure)
+        )
         yield close_channel_layer(self.channel_layer)
 
 

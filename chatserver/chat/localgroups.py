@@ -1,0 +1,198 @@
+"""Process-local group membership: one channel-layer subscription per group and process.
+
+Channels' own groups put every consumer's channel in the layer, so a room broadcast is delivered
+once per member: one Redis list push and pop, one deserialisation and one handler dispatch (with
+a thread hop to close database connections) per socket. Here each process subscribes one channel
+of its own to a group when its first local consumer joins, and fans each message out to the local
+members itself. Room frames are written with the connection's direct sender when the server
+offers one (the daemon does: an Autobahn prepared frame, encoded once for every socket), else
+through the consumer's ordinary ``send``.
+
+Group memberships in the layer are re-asserted every ``refresh_interval`` seconds, so a Redis
+restart or the layer's group expiry cannot silently drop a live socket from a room; a client that
+missed frames meanwhile sees a ``seq`` gap and resumes.
+"""
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+
+from .fanout import ROOM_EVENT
+
+logger = logging.getLogger(__name__)
+
+DIRECT_SENDER = "chatserver.direct_sender"  # ASGI scope extension set by the daemon
+
+
+class LocalGroups:
+    def __init__(self, layer, refresh_interval=30.0, clock=time.monotonic):
+        self.layer = layer
+        self.refresh_interval = refresh_interval
+        self.clock = clock
+        self.members = defaultdict(set)  # group -> local consumers
+        self.channel = None
+        self._subscribed = {}  # group -> Future of its group_add
+        self._receiver = None
+        self._refresher = None
+        self._channel_ready = None
+        self.delivered = 0
+
+    # -- membership ----------------------------------------------------------------------
+
+    async def add(self, group, member):
+        """Add a consumer to a group; returns once this process receives the group's messages."""
+        self.members[group].add(member)
+        await self._subscribe(group)
+
+    async def discard(self, group, member):
+        members = self.members.get(group)
+        if members is None:
+            return
+        members.discard(member)
+        if not members:
+            del self.members[group]
+            subscribed = self._subscribed.pop(group, None)
+            if subscribed is not None and self.channel is not None:
+                await asyncio.shield(subscribed)
+                await self.layer.group_discard(group, self.channel)
+
+    async def _subscribe(self, group):
+        subscribed = self._subscribed.get(group)
+        if subscribed is None:
+            subscribed = self._subscribed[group] = asyncio.ensure_future(self._group_add(group))
+        try:
+            await asyncio.shield(subscribed)
+        except Exception:
+            if self._subscribed.get(group) is subscribed:
+                del self._subscribed[group]  # let the next add retry
+            raise
+
+    async def _group_add(self, group):
+        channel = await self._ensure_channel()
+        await self.layer.group_add(group, channel)
+
+    async def _ensure_channel(self):
+        if self._channel_ready is None:
+            self._channel_ready = asyncio.ensure_future(self.layer.new_channel())
+        self.channel = await asyncio.shield(self._channel_ready)
+        if self._receiver is None or self._receiver.done():
+            self._receiver = asyncio.ensure_future(self._receive_loop())
+            self._refresher = asyncio.ensure_future(self._refresh_loop())
+        return self.channel
+
+    # -- delivery ------------------------------------------------------------------------
+
+    async def _receive_loop(self):
+        backoff = 0.1
+        while True:
+            try:
+                message = await self.layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("local groups: receive failed; retrying in %.1fs", backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            backoff = 0.1
+            try:
+                await self.deliver(message)
+            except Exception:
+                logger.exception("local groups: delivering %s failed", message.get("type"))
+
+    async def deliver(self, message):
+        """Hand one group message to the local members of its group."""
+        members = self.members.get(message.get("group"))
+        if not members:
+            return
+        if message["type"] == ROOM_EVENT:
+            await self._deliver_room_frame(message, list(members))
+            return
+        handler_name = message["type"].replace(".", "_")
+        for member in list(members):
+            await getattr(member, handler_name)(message)
+
+    async def _deliver_room_frame(self, message, members):
+        prepared = {}  # direct sender factory -> frame prepared once for all its sockets
+        pending = []
+        for member in members:
+            if not member.wants_room_frame(message):
+                continue
+            sender = member.direct_sender
+            if sender is not None and sender.is_open():
+                frame = prepared.get(sender.factory)
+                if frame is None:
+                    frame = prepared[sender.factory] = sender.prepare(message["text"])
+                sender.send_prepared(frame)
+            else:
+                pending.append(member.send(text_data=message["text"]))
+            self.delivered += 1
+        if pending:
+            await asyncio.gather(*pending)
+
+    # -- keeping the layer's memberships alive -------------------------------------------
+
+    async def _refresh_loop(self):
+        while True:
+            await asyncio.sleep(self.refresh_interval)
+            try:
+                await self.refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("local groups: refreshing group memberships failed")
+
+    async def refresh(self):
+        """Re-add this process's channel to every group it serves (idempotent in the layer)."""
+        if self.channel is None:
+            return
+        for group in list(self.members):
+            await self.layer.group_add(group, self.channel)
+
+    async def close(self):
+        """Stop receiving and leave every group (the daemon calls this on shutdown)."""
+        for task in (self._receiver, self._refresher):
+            if task is not None:
+                task.cancel()
+        for task in (self._receiver, self._refresher):
+            if task is not None:
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
+        if self.channel is not None:
+            for group in list(self._subscribed):
+                try:
+                    await self.layer.group_discard(group, self.channel)
+                except Exception:
+                    logger.exception("local groups: leaving %s failed", group)
+        self._subscribed.clear()
+        self.members.clear()
+        self._receiver = self._refresher = None
+
+
+_registry = {}
+
+
+def local_groups(layer):
+    """The process's LocalGroups for a channel layer (one per layer and event loop)."""
+    from .conf import option
+
+    loop = asyncio.get_running_loop()
+    key = (id(layer), id(loop))  # the registry holds both objects, so their ids stay unique
+    groups = _registry.get(key)
+    if groups is None:
+        groups = LocalGroups(layer, refresh_interval=option("GROUP_REFRESH_INTERVAL"))
+        groups.loop = loop
+        _registry[key] = groups
+    return groups
+
+
+async def close_all():
+    """Close every LocalGroups of this event loop."""
+    loop = asyncio.get_running_loop()
+    for key, groups in list(_registry.items()):
+        if key[1] == id(loop):
+            await groups.close()
+            del _registry[key]

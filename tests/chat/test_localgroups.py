@@ -1,0 +1,149 @@
+"""Process-local groups: one layer subscription per process, direct prepared frames, healing."""
+
+import asyncio
+
+import pytest
+from channels.layers import InMemoryChannelLayer
+from channels_redis.core import RedisChannelLayer
+
+from chatserver.chat.fanout import ROOM_EVENT
+from chatserver.chat.localgroups import LocalGroups
+
+
+class Member:
+    """Stands in for a ChatConsumer: records what the local groups hand it."""
+
+    def __init__(self, name, sender=None, room_id=1, skip=False):
+        self.name = name
+        self.direct_sender = sender
+        self.room_id = room_id
+        self.skip = skip
+        self.sent = []
+        self.user_events = []
+
+    def wants_room_frame(self, message):
+        return not self.skip and message["room_id"] == self.room_id
+
+    async def send(self, text_data):
+        self.sent.append(text_data)
+
+    async def user_event(self, message):
+        self.user_events.append(message["text"])
+
+
+class Sender:
+    """The daemon's direct-sender interface, counting frame preparations."""
+
+    def __init__(self, factory, open_=True):
+        self.factory = factory
+        self.open = open_
+        self.frames = []
+
+    def is_open(self):
+        return self.open
+
+    def prepare(self, text):
+        self.factory.prepared += 1
+        return ("prepared", text)
+
+    def send_prepared(self, frame):
+        self.frames.append(frame)
+
+
+class Factory:
+    prepared = 0
+
+
+def room_message(text, room_id=1):
+    return {"type": ROOM_EVENT, "group": f"room.{room_id}", "room_id": room_id, "text": text}
+
+
+async def wait_for(predicate, timeout=5):
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+async def test_one_layer_subscription_per_group_and_process():
+    layer = InMemoryChannelLayer()
+    groups = LocalGroups(layer)
+    first, second = Member("a"), Member("b")
+    await groups.add("room.1", first)
+    await groups.add("room.1", second)
+    assert list(layer.groups["room.1"]) == [groups.channel]
+
+    await layer.group_send("room.1", room_message("hello"))
+    await wait_for(lambda: first.sent and second.sent)
+    assert first.sent == second.sent == ["hello"]
+
+    await groups.discard("room.1", first)
+    assert "room.1" in layer.groups  # still one local member
+    await groups.discard("room.1", second)
+    assert not layer.groups.get("room.1")
+    await groups.close()
+
+
+async def test_direct_senders_get_one_prepared_frame_and_others_the_asgi_send():
+    layer = InMemoryChannelLayer()
+    groups = LocalGroups(layer)
+    factory = Factory()
+    direct = [Member(f"d{i}", Sender(factory)) for i in range(3)]
+    closed = Member("closed", Sender(factory, open_=False))
+    plain, skipped = Member("plain"), Member("typist", Sender(factory), skip=True)
+    for member in [*direct, closed, plain, skipped]:
+        await groups.add("room.1", member)
+
+    await groups.deliver(room_message("frame"))
+    assert factory.prepared == 1
+    assert all(m.direct_sender.frames == [("prepared", "frame")] for m in direct)
+    assert closed.sent == ["frame"] and closed.direct_sender.frames == []
+    assert plain.sent == ["frame"]
+    assert skipped.sent == [] and skipped.direct_sender.frames == []
+    await groups.close()
+
+
+async def test_other_group_messages_call_the_member_handler():
+    layer = InMemoryChannelLayer()
+    groups = LocalGroups(layer)
+    member = Member("a")
+    await groups.add("user.7", member)
+    await layer.group_send("user.7", {"type": "user.event", "group": "user.7", "text": "hi"})
+    await wait_for(lambda: member.user_events)
+    assert member.user_events == ["hi"]
+    await groups.close()
+
+
+async def test_refresh_heals_a_layer_that_forgot_the_group():
+    layer = InMemoryChannelLayer()
+    groups = LocalGroups(layer, refresh_interval=0.05)
+    member = Member("a")
+    await groups.add("room.1", member)
+    layer.groups.clear()  # what a Redis restart or group expiry does to the layer's state
+    await wait_for(lambda: "room.1" in layer.groups)
+    await layer.group_send("room.1", room_message("after the restart"))
+    await wait_for(lambda: member.sent)
+    assert member.sent == ["after the restart"]
+    await groups.close()
+
+
+@pytest.mark.timeout(60)
+async def test_each_process_gets_a_redis_group_message_once(redis_url):
+    """Two layer instances stand for two daemon processes sharing one Redis."""
+    hosts = [{"address": redis_url, "socket_timeout": None}]
+    layers = [RedisChannelLayer(hosts=hosts), RedisChannelLayer(hosts=hosts)]
+    processes = [LocalGroups(layer) for layer in layers]
+    members = [[Member(f"p{p}m{m}") for m in range(3)] for p in range(2)]
+    for groups, local_members in zip(processes, members, strict=True):
+        for member in local_members:
+            await groups.add("room.1", member)
+
+    await layers[0].group_send("room.1", room_message("across processes"))
+    everyone = [m for local in members for m in local]
+    await wait_for(lambda: all(m.sent for m in everyone))
+    assert all(m.sent == ["across processes"] for m in everyone)
+    # One layer delivery per process, not per member.
+    assert len(await layers[0].connection(0).zrange(layers[0]._group_key("room.1"), 0, -1)) == 2
+
+    for groups, layer in zip(processes, layers, strict=True):
+        await groups.close()
+        await layer.flush()

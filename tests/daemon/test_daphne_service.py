@@ -1,0 +1,58 @@
+"""The embedded Daphne server: direct senders for WebSockets, closes with any valid code."""
+
+import asyncio
+
+from autobahn.websocket.protocol import PreparedMessage
+from twisted.internet import reactor
+
+from chatserver.chat.localgroups import DIRECT_SENDER
+from chatserver.daemon.daphne_service import DaphneService, DirectSender
+
+
+def service(application):
+    return DaphneService(application, ["tcp:0:interface=127.0.0.1"], reactor)
+
+
+async def test_websocket_scopes_carry_a_direct_sender_http_scopes_do_not():
+    scopes = []
+
+    async def application(scope, receive, send):
+        scopes.append(scope)
+
+    server = service(application).server
+    websocket = server.ws_factory.buildProtocol(None)
+    http = server.http_factory.buildProtocol(None)
+    for protocol, scope in ((websocket, {"type": "websocket"}), (http, {"type": "http"})):
+        server.protocol_connected(protocol)
+        server.create_application(protocol, scope)
+    await asyncio.sleep(0)
+    websocket_scope, http_scope = scopes
+    sender = websocket_scope["extensions"][DIRECT_SENDER]
+    assert isinstance(sender, DirectSender) and sender.protocol is websocket
+    assert DIRECT_SENDER not in http_scope.get("extensions", {})
+    assert not sender.is_open()  # no handshake yet: the local groups fall back to ASGI send
+
+
+def test_prepared_frames_are_encoded_once_as_utf8_text():
+    server = service(None).server
+    sender = DirectSender(server.ws_factory.buildProtocol(None))
+    prepared = sender.prepare('{"eventType":"message.dispatch","data":"héllo"}')
+    assert isinstance(prepared, PreparedMessage) and not prepared.binary
+    assert prepared.payload == '{"eventType":"message.dispatch","data":"héllo"}'.encode()
+    assert prepared.payloadHybi.endswith(prepared.payload)
+
+
+def test_close_codes_outside_autobahns_send_close_range_use_a_close_frame():
+    server = service(None).server
+    protocol = server.ws_factory.buildProtocol(None)
+    sent = []
+    protocol.sendClose = lambda code: sent.append(("sendClose", code))
+    protocol.sendCloseFrame = lambda code, isReply: sent.append(("frame", code, isReply))
+    for code in (None, 4001, 1009, 1001):
+        protocol.serverClose(code)
+    assert sent == [
+        ("sendClose", 1000),
+        ("sendClose", 4001),
+        ("frame", 1009, False),
+        ("frame", 1001, False),
+    ]
