@@ -15,7 +15,6 @@ missed frames meanwhile sees a ``seq`` gap and resumes.
 
 import asyncio
 import logging
-import time
 from collections import defaultdict
 
 from .fanout import ROOM_EVENT
@@ -26,10 +25,12 @@ DIRECT_SENDER = "chatserver.direct_sender"  # ASGI scope extension set by the da
 
 
 class LocalGroups:
-    def __init__(self, layer, refresh_interval=30.0, clock=time.monotonic):
+    def __init__(self, layer, refresh_interval=30.0, max_concurrent_ops=32):
         self.layer = layer
+        # A connect storm must not open one Redis connection per connecting socket: the pool
+        # would overflow ("Too many connections"). Group changes queue here instead.
+        self._ops = asyncio.Semaphore(max_concurrent_ops)
         self.refresh_interval = refresh_interval
-        self.clock = clock
         self.members = defaultdict(set)  # group -> local consumers
         self.channel = None
         self._subscribed = {}  # group -> Future of its group_add
@@ -55,7 +56,8 @@ class LocalGroups:
             subscribed = self._subscribed.pop(group, None)
             if subscribed is not None and self.channel is not None:
                 await asyncio.shield(subscribed)
-                await self.layer.group_discard(group, self.channel)
+                async with self._ops:
+                    await self.layer.group_discard(group, self.channel)
 
     async def _subscribe(self, group):
         subscribed = self._subscribed.get(group)
@@ -70,7 +72,8 @@ class LocalGroups:
 
     async def _group_add(self, group):
         channel = await self._ensure_channel()
-        await self.layer.group_add(group, channel)
+        async with self._ops:
+            await self.layer.group_add(group, channel)
 
     async def _ensure_channel(self):
         if self._channel_ready is None:
@@ -148,7 +151,8 @@ class LocalGroups:
         if self.channel is None:
             return
         for group in list(self.members):
-            await self.layer.group_add(group, self.channel)
+            async with self._ops:
+                await self.layer.group_add(group, self.channel)
 
     async def close(self):
         """Stop receiving and leave every group (the daemon calls this on shutdown)."""
@@ -175,6 +179,18 @@ class LocalGroups:
 _registry = {}
 
 
+def concurrent_ops_for(layer, ceiling=32):
+    """Concurrent group operations that leave half of a Redis layer's pool for the rest."""
+    pool_sizes = [
+        host.get("max_connections")
+        for host in getattr(layer, "hosts", None) or []
+        if isinstance(host, dict) and host.get("max_connections")
+    ]
+    if not pool_sizes:
+        return ceiling
+    return max(1, min(ceiling, min(pool_sizes) // 2))
+
+
 def local_groups(layer):
     """The process's LocalGroups for a channel layer (one per layer and event loop)."""
     from .conf import option
@@ -183,7 +199,11 @@ def local_groups(layer):
     key = (id(layer), id(loop))  # the registry holds both objects, so their ids stay unique
     groups = _registry.get(key)
     if groups is None:
-        groups = LocalGroups(layer, refresh_interval=option("GROUP_REFRESH_INTERVAL"))
+        groups = LocalGroups(
+            layer,
+            refresh_interval=option("GROUP_REFRESH_INTERVAL"),
+            max_concurrent_ops=concurrent_ops_for(layer),
+        )
         groups.loop = loop
         _registry[key] = groups
     return groups

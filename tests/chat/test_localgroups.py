@@ -147,3 +147,17 @@ async def test_each_process_gets_a_redis_group_message_once(redis_url):
     for groups, layer in zip(processes, layers, strict=True):
         await groups.close()
         await layer.flush()
+
+
+def test_group_operations_leave_half_the_redis_pool_free():
+    from chatserver.chat.localgroups import concurrent_ops_for
+
+    def redis_layer(size):
+        return RedisChannelLayer(
+            hosts=[{"address": "redis://127.0.0.1:1", "max_connections": size}]
+        )
+
+    assert concurrent_ops_for(redis_layer(4)) == 2
+    assert concurrent_ops_for(redis_layer(1)) == 1
+    assert concurrent_ops_for(redis_layer(1000)) == 32
+    assert concurrent_ops_for(InMemoryChannelLayer()) == 32

@@ -7,6 +7,7 @@ import stat
 import time
 
 import pytest
+import redis
 import websockets
 
 from tests.redis_server import free_port
@@ -150,6 +151,8 @@ async def test_unix_socket_broadcast_idle_survival_and_graceful_stop(tmp_path, r
             assert await closed_code(idle) == 1001
         log = daemon.stop_cleanly()
         assert not sock.exists()
+        # Consumers' disconnect ran during the drain: no group membership is left in Redis.
+        assert redis.Redis.from_url(redis_env["REDIS_URL"]).keys("asgi:group:*") == []
         assert "WebSocket connected /messaging/" in log  # access lines reach the twistd log
     finally:
         daemon.kill()
@@ -206,3 +209,25 @@ def test_stale_socket_from_a_crash_is_replaced(tmp_path, redis_env):
         assert not sock.exists()
     finally:
         second.kill()
+
+
+async def test_connect_storm_does_not_exhaust_a_small_redis_pool(tmp_path, state_dir, redis_url):
+    env = daemon_env(state_dir, redis_url, CHATSERVER_REDIS_MAX_CONNECTIONS=4)
+    names = [f"storm{i}" for i in range(40)]
+    users = create_users_with_tokens(env, *names)
+    sock = tmp_path / "chat.sock"
+    daemon = Daemon(["--socket", str(sock)], env, tmp_path).start(unix_socket_accepts(sock))
+    try:
+
+        async def connect_and_greet(name):
+            async with unix_client(sock, users[name]["token"]) as ws:
+                await next_event(ws, "chat.notifications", timeout=30)
+                reply = await request(ws, "session.heartbeat")
+                assert reply["eventType"] == "session.heartbeat"
+
+        # 40 users x 4 devices at once: 160 group joins against a pool of 4 connections.
+        await asyncio.gather(*(connect_and_greet(name) for name in names * 4))
+        log = daemon.stop_cleanly()
+        assert "Too many connections" not in log
+    finally:
+        daemon.kill()
