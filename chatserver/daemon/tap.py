@@ -38,6 +38,7 @@ def makeService(options, reactor=None):
 
     from .daphne_service import DaphneService
     from .django_setup import migrate
+    from .limits import raise_open_files_limit
     from .logbridge import route_stdlib_logging_to_twisted
     from .maintenance import heartbeat_sweeper, session_reaper
 
@@ -49,6 +50,7 @@ def makeService(options, reactor=None):
     from chatserver.asgi import application
 
     route_stdlib_logging_to_twisted()
+    raise_open_files_limit()
 
     root = service.MultiService()
 

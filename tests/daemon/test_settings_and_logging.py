@@ -95,3 +95,18 @@ def test_stdlib_records_reach_the_twisted_log():
     (event,) = [e for e in events if e.get("log_namespace") == "chatserver.test.bridge"]
     assert event["log_level"] is LogLevel.warn
     assert event["text"] == "disk /var is full"
+
+
+def test_open_files_soft_limit_is_raised_to_the_hard_limit():
+    import resource
+
+    from chatserver.daemon.limits import raise_open_files_limit
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    lowered = min(soft, 256)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (lowered, hard))
+    try:
+        assert raise_open_files_limit() == hard
+        assert resource.getrlimit(resource.RLIMIT_NOFILE) == (hard, hard)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
