@@ -69,6 +69,11 @@ def hist_percentile(hist, fraction):
     return (max(hist) + 0.5) / 10.0
 
 
+def _retrieve(future):
+    if not future.cancelled():
+        future.exception()
+
+
 class Conn(asyncio.Protocol):
     """One WebSocket connection; counts measured deliveries for its worker."""
 
@@ -83,8 +88,12 @@ class Conn(asyncio.Protocol):
         self.close_code = None
         self.buf = b""
         self.frag = None
-        self.handshake = asyncio.get_running_loop().create_future()
-        self.ready = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self.handshake = loop.create_future()
+        self.ready = loop.create_future()
+        # Nobody may await these any more when the connection fails: mark them retrieved.
+        self.handshake.add_done_callback(_retrieve)
+        self.ready.add_done_callback(_retrieve)
         self.frames = 0
 
     # -- asyncio.Protocol ------------------------------------------------------------------
@@ -189,6 +198,10 @@ class Conn(asyncio.Protocol):
             worker.other_frames += 1
             if not self.ready.done():
                 self.ready.set_result(True)
+            elif len(worker.samples) < 3:
+                worker.samples.append(
+                    bytes(buf[start : min(end, start + 300)]).decode("utf-8", "replace")
+                )
             return
         j = buf.find(b"~", i + 2, end)
         try:
@@ -205,8 +218,16 @@ class Conn(asyncio.Protocol):
         key = int((now - float(t_sent)) * 10000)
         hist = worker.hist
         hist[key] = hist.get(key, 0) + 1
-        if self.sender_id is not None and int(sender) == self.sender_id:
-            worker.on_echo(self, int(seq))
+        state = worker.senders_by_id.get(int(sender))
+        if state is not None:
+            seq = int(seq)
+            left = state.pending.get(seq)
+            if left is not None:
+                if left <= 1:
+                    del state.pending[seq]
+                    state.freed.set()
+                else:
+                    state.pending[seq] = left - 1
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -226,11 +247,13 @@ class Conn(asyncio.Protocol):
 class Sender:
     """State of one sending connection during a run: window of outstanding sequence numbers."""
 
-    def __init__(self, conn, room, sender_id, window):
+    def __init__(self, conn, room, sender_id, window, local_members):
         self.conn = conn
         self.room = room
         self.sender_id = sender_id
-        self.outstanding = {}
+        self.local_members = local_members
+        # seq -> receipts still awaited on this worker's member connections
+        self.pending = {}
         self.window = window
         self.freed = asyncio.Event()
         self.sent = 0
@@ -252,7 +275,8 @@ class Worker:
         self.lost = 0
         self.close_codes = {}
         self.dispatch_marker = b"message.dispatch"
-        self.senders_by_conn = {}
+        self.senders_by_id = {}
+        self.samples = []
 
     # -- callbacks from Conn ---------------------------------------------------------------
 
@@ -260,11 +284,6 @@ class Worker:
         self.lost += 1
         code = str(conn.close_code)
         self.close_codes[code] = self.close_codes.get(code, 0) + 1
-
-    def on_echo(self, conn, seq):
-        sender = self.senders_by_conn.get(conn.index)
-        if sender is not None and sender.outstanding.pop(seq, None) is not None:
-            sender.freed.set()
 
     # -- commands --------------------------------------------------------------------------
 
@@ -332,15 +351,15 @@ class Worker:
         self.stale = 0
         self.hist = {}
         self.last_recv = 0.0
-        self.senders_by_conn = {}
+        self.senders_by_id = {}
+        self.samples = []
         states = []
-        for index, room, sender_id in senders:
+        for index, room, sender_id, local_members in senders:
             conn = by_index.get(index)
             if conn is None:
                 continue
-            conn.sender_id = sender_id
-            state = Sender(conn, room, sender_id, window)
-            self.senders_by_conn[index] = state
+            state = Sender(conn, room, sender_id, window, local_members)
+            self.senders_by_id[sender_id] = state
             states.append(state)
         t_end = t_start + duration
         template = frame_template
@@ -357,7 +376,7 @@ class Worker:
         async def window_loop(state):
             seq = 0
             while time.monotonic() < t_end and state.conn.open:
-                if len(state.outstanding) >= state.window:
+                if len(state.pending) >= state.window:
                     state.freed.clear()
                     try:
                         async with asyncio.timeout(min(2.0, max(0.01, t_end - time.monotonic()))):
@@ -366,11 +385,10 @@ class Worker:
                         if time.monotonic() >= t_end:
                             break
                         state.stalls += 1
-                        oldest = min(state.outstanding)
-                        state.outstanding.pop(oldest, None)
+                        state.pending.pop(min(state.pending), None)
                     continue
                 seq += 1
-                state.outstanding[seq] = True
+                state.pending[seq] = state.local_members
                 if state.conn.send_text(frame(state, seq)):
                     state.sent += 1
 
@@ -408,10 +426,9 @@ class Worker:
         drain_until = max(time.monotonic(), t_end) + drain
         while time.monotonic() < drain_until:
             await asyncio.sleep(0.05)
-            last = self.last_recv or t_end
-            if time.monotonic() - max(last, t_end) >= quiet:
+            if self.received and time.monotonic() - max(self.last_recv, t_end) >= quiet:
                 break
-        self.senders_by_conn = {}
+        self.senders_by_id = {}
         return {
             "sent": sum(s.sent for s in states),
             "stalls": sum(s.stalls for s in states),
@@ -420,6 +437,7 @@ class Worker:
             "last_recv": self.last_recv,
             "hist": self.hist,
             "open": sum(1 for c in self.conns if c.open),
+            "other_samples": self.samples,
         }
 
     async def cmd_heartbeat(self, frame, interval, duration):

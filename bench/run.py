@@ -324,7 +324,7 @@ class Runner:
         concurrency = concurrency or self.p.storm_concurrency
         per_worker = max(1, concurrency // len(self.pool))
         targets = split(self.targets(user_indices, senders), len(self.pool))
-        timeout = self.p.connect_timeout + len(user_indices) / 20.0
+        timeout = self.p.connect_timeout + len(user_indices) / 5.0
         results = self.pool.call(
             [
                 {
@@ -396,8 +396,8 @@ class Runner:
             for k in range(s):
                 sender_ids[round(k * size / s)] = round(k * size / s)
         settle(self.pid)
-        conn = self.connect(users, senders=sender_ids)
         try:
+            conn = self.connect(users, senders=sender_ids)
             if conn["failed"]:
                 raise BenchError(f"{conn['failed']} of {size} members failed to connect")
             for name, s, mode, rate in configs:
@@ -422,8 +422,8 @@ class Runner:
             for k in range(count)
         ]
         settle(self.pid)
-        conn = self.connect(users, senders={k: k for k in range(count)})
         try:
+            conn = self.connect(users, senders={k: k for k in range(count)})
             if conn["failed"]:
                 raise BenchError(f"{conn['failed']} of {count} users failed to connect")
             return self.reps_of(users, senders, 2, mode="window", window=1, connect=conn)
@@ -435,9 +435,19 @@ class Runner:
         worker_of = {i: w for w, indices in enumerate(by_worker) for i in indices}
         # Member i of ``users`` is the i-th target overall; workers hold targets i::W, and a
         # worker's connection keeps the overall index it was given.
+        # A sender's window slot frees when every member connection held by the sender's worker
+        # has received the message: the backlog inside the server stays bounded.
+        room_of = {}
+        for member_index, room, _ in senders:
+            room_of[member_index] = room
         sender_lists = [[] for _ in self.pool.pipes]
         for member_index, room, sender_id in senders:
-            sender_lists[worker_of[member_index]].append([member_index, room, sender_id])
+            w = worker_of[member_index]
+            if room_size == 2:
+                local = sum(1 for i in (member_index, member_index ^ 1) if worker_of.get(i) == w)
+            else:
+                local = len(by_worker[w])
+            sender_lists[w].append([member_index, room, sender_id, local])
         duration = self.p.latency_duration if mode == "rate" else self.p.duration
         per_sender_rate = (rate / max(1, len(senders))) if rate else None
         reps = []
@@ -445,13 +455,14 @@ class Runner:
             self.check_alive()
             settle(self.pid, max_wait=5)
             t_start = time.monotonic() + 0.3
+            rep_id = self.next_rep()
             cpu0, wall0 = cpu_seconds(self.pid), time.monotonic()
             results = self.pool.call(
                 [
                     {
                         "cmd": "run",
                         "senders": part,
-                        "rep": self.next_rep(),
+                        "rep": rep_id,
                         "t_start": t_start,
                         "duration": duration,
                         "drain": self.p.drain,
@@ -492,6 +503,7 @@ class Runner:
                         else None
                     ),
                     **percentiles(hist),
+                    "other_samples": [x for r in results for x in r["other_samples"]][:3],
                 }
             )
         return {"reps": reps, "median": medians(reps), "connect": connect}
@@ -501,6 +513,12 @@ class Runner:
         self.check_alive()
         settle(self.pid, max_wait=15)
         before = rss_kib(self.pid)
+        try:
+            return self._idle(users, count, before)
+        finally:
+            self.close_all()
+
+    def _idle(self, users, count, before):
         conn = self.connect(users)
         hb = self.pool.broadcast(
             {
@@ -536,7 +554,6 @@ class Runner:
             "connect": conn,
         }
         result["errors"] = result["connect_failed"] + result["lost"]
-        self.close_all()
         return result
 
 
