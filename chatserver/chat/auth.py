@@ -23,21 +23,27 @@ def _active_user(user_id):
 
 
 class TokenAuthMiddleware:
+    """Authenticate by ``?token=`` when one is given, else hand over to cookie/session auth.
+
+    A token connection never touches the session store: one database call per connect.
+    """
+
     def __init__(self, inner):
         self.inner = inner
+        self.cookie_auth = AuthMiddlewareStack(inner)
 
     async def __call__(self, scope, receive, send):
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         tokens = query.get("token")
-        if tokens:
-            try:
-                user = await _active_user(user_id_from_token(tokens[0]))
-            except InvalidToken:
-                user = AnonymousUser()
-            scope = dict(scope, user=user, auth_method="token")
-        return await self.inner(scope, receive, send)
+        if not tokens:
+            return await self.cookie_auth(scope, receive, send)
+        try:
+            user = await _active_user(user_id_from_token(tokens[0]))
+        except InvalidToken:
+            user = AnonymousUser()
+        return await self.inner(dict(scope, user=user, auth_method="token"), receive, send)
 
 
 def TokenAuthMiddlewareStack(inner):  # noqa: N802 - named like Channels' AuthMiddlewareStack
-    """Session and cookie auth from Channels, with the token taking precedence when given."""
-    return AuthMiddlewareStack(TokenAuthMiddleware(inner))
+    """Token auth, falling back to Channels' session and cookie auth when no token is given."""
+    return TokenAuthMiddleware(inner)

@@ -39,12 +39,15 @@ from .services.rooms import notifications
 logger = logging.getLogger(__name__)
 
 load_access_db = database_sync_to_async(load_access)
-notifications_db = database_sync_to_async(notifications)
 
 
 @database_sync_to_async
-def member_room_ids(user):
-    return list(Membership.objects.filter(user=user).values_list("room_id", flat=True))
+def connect_state_db(user, channel_name, with_notifications):
+    """Everything a new connection needs from the database, in one thread hop: the session row,
+    the user's rooms and (optionally) the unread summary."""
+    sessions.open_session_sync(user, channel_name)
+    room_ids = list(Membership.objects.filter(user=user).values_list("room_id", flat=True))
+    return room_ids, (notifications(user) if with_notifications else None)
 
 
 def user_group(user_id):
@@ -83,18 +86,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.rooms = set()
         self.access = {}  # room id -> permissions.Access, dropped on membership messages
         limiter.attach(user.pk)
-        await sessions.open_session(user, self.channel_name)
-        await self.join_groups([fanout.user_group(user.pk)])
         await self.after_connect()
 
     async def after_connect(self):
-        """Join the group of every room the database says the user is in, then notify."""
-        room_ids = await member_room_ids(self.user)
+        """Record the session and read the user's rooms in one database call, then join the
+        user's group and every room group the database names, and notify."""
+        room_ids, summary = await connect_state_db(
+            self.user, self.channel_name, option("ENABLE_NOTIFICATION")
+        )
         self.rooms.update(room_ids)
-        await self.join_groups([fanout.room_group(room_id) for room_id in room_ids])
-        if option("ENABLE_NOTIFICATION"):
-            data = await notifications_db(self.user)
-            await self.send(text_data=encode_event("chat.notifications", data))
+        await self.join_groups(
+            [fanout.user_group(self.user.pk)] + [fanout.room_group(r) for r in room_ids]
+        )
+        if summary is not None:
+            await self.send(text_data=encode_event("chat.notifications", summary))
 
     async def join_groups(self, groups):
         """Join groups through this process's local groups (one layer subscription each)."""

@@ -17,14 +17,16 @@ from .protocol import CLOSE_HEARTBEAT_EXPIRED, CLOSE_SERVER_REQUEST
 SESSION_CLOSE = "session.close"
 
 
-@database_sync_to_async
-def open_session(user, channel_name):
+def open_session_sync(user, channel_name):
     now = timezone.now()
     session, _ = Session.objects.update_or_create(
         channel_name=channel_name,
         defaults={"user": user, "last_heartbeat": now, "closed_at": None, "close_code": None},
     )
     return session
+
+
+open_session = database_sync_to_async(open_session_sync)
 
 
 @database_sync_to_async
