@@ -73,7 +73,7 @@ async def closes_with(path, headers=ORIGIN):
     connected, _ = await communicator.connect()
     assert connected  # accepted first, so the client can read the close code
     output = await communicator.receive_output(timeout=2)
-    await communicator.wait()
+    await communicator.disconnect()
     return output
 
 
