@@ -4,6 +4,7 @@ Kept free of Django imports so both settings modules and the daemon's option par
 """
 
 import os
+import tempfile
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -110,6 +111,10 @@ def databases(database_url, sqlite_path):
         config = dj_database_url.parse(database_url, conn_max_age=600, conn_health_checks=True)
     else:
         config = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(sqlite_path)}
+        # Tests get a file too (one per test run): Django's default in-memory test database
+        # uses shared-cache table locks, which fail concurrent writers instead of queueing them.
+        test_name = f"chatserver-test-{os.getpid()}.sqlite3"
+        config["TEST"] = {"NAME": str(Path(tempfile.gettempdir()) / test_name)}
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # One connection per thread, WAL so readers never wait for the writer, IMMEDIATE so two
         # writers queue on the lock instead of failing on upgrade, and a generous busy timeout.
