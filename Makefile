@@ -10,12 +10,14 @@ APT    := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 
 .PHONY: run test lint format system-packages venv bench clean
 
-# Debian packages: python3-venv when this Python cannot make a venv, redis-server for the tests;
-# in CI also nginx-light, so the nginx site is checked with `nginx -t` (skipped where absent).
+# Debian packages: python3-venv when this Python cannot make a venv; redis-server and postgresql
+# for the tests (each test run starts its own throwaway servers); in CI also nginx-light, so the
+# nginx site is checked with `nginx -t` (skipped where absent).
 system-packages:
 	@need=""; \
 	$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || need="$$need python3-venv"; \
 	command -v redis-server >/dev/null 2>&1 || need="$$need redis-server"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$$need postgresql"; \
 	if [ -n "$$CI" ] && ! command -v nginx >/dev/null 2>&1; then need="$$need nginx-light"; fi; \
 	if [ -n "$$need" ]; then \
 		echo "installing Debian packages:$$need"; \
@@ -43,10 +45,12 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# The whole suite on SQLite, then the database-heavy tests again on a throwaway PostgreSQL.
 test: system-packages $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
+	$(BIN)/python -m tests.on_postgres $(BIN)/pytest -q tests/chat tests/daemon/test_maintenance.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache twisted/plugins/dropin.cache
