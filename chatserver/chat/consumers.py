@@ -47,7 +47,11 @@ def connect_state_db(user, channel_name, with_notifications):
     the user's rooms and (optionally) the unread summary."""
     sessions.open_session_sync(user, channel_name)
     room_ids = list(Membership.objects.filter(user=user).values_list("room_id", flat=True))
-    return room_ids, (notifications(user) if with_notifications else None)
+    if not with_notifications:
+        return room_ids, None
+    if not room_ids:  # nothing can be unread: spare the summary's queries
+        return room_ids, {"rooms": [], "has_more": False}
+    return room_ids, notifications(user)
 
 
 def user_group(user_id):

@@ -18,15 +18,25 @@ SESSION_CLOSE = "session.close"
 
 
 def open_session_sync(user, channel_name):
-    now = timezone.now()
-    session, _ = Session.objects.update_or_create(
-        channel_name=channel_name,
-        defaults={"user": user, "last_heartbeat": now, "closed_at": None, "close_code": None},
+    """Record a new connection: one INSERT (channel names are never reused)."""
+    return Session.objects.create(
+        user=user, channel_name=channel_name, last_heartbeat=timezone.now()
     )
-    return session
 
 
-open_session = database_sync_to_async(open_session_sync)
+@database_sync_to_async
+def reopen_session(user, channel_name):
+    """Count a connection as open again after the sweeper closed its row (or the reaper took it)."""
+    Session.objects.update_or_create(
+        channel_name=channel_name,
+        defaults={
+            "user": user,
+            "last_heartbeat": timezone.now(),
+            "closed_at": None,
+            "close_code": None,
+        },
+    )
+
 
 
 @database_sync_to_async

@@ -14,7 +14,7 @@ async def heartbeat(conn, frame, data):
     if not alive:
         # The sweeper closed this session between two heartbeats: reopen it rather than keep a
         # socket that no longer counts as connected.
-        await sessions.open_session(conn.user, conn.channel_name)
+        await sessions.reopen_session(conn.user, conn.channel_name)
     await conn.reply(
         frame,
         "session.heartbeat",
