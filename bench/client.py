@@ -343,7 +343,7 @@ class Worker:
         }
 
     async def cmd_run(self, senders, rep, t_start, duration, drain, quiet, mode, window, rate,
-                      frame_template):  # fmt: skip
+                      frame_template, stall=10.0):  # fmt: skip
         """Send measured messages from this worker's sender connections; count receipts."""
         by_index = {conn.index: conn for conn in self.conns}
         self.rep = rep
@@ -379,7 +379,8 @@ class Worker:
                 if len(state.pending) >= state.window:
                     state.freed.clear()
                     try:
-                        async with asyncio.timeout(min(2.0, max(0.01, t_end - time.monotonic()))):
+                        remaining = max(0.01, t_end - time.monotonic())
+                        async with asyncio.timeout(min(stall, remaining)):
                             await state.freed.wait()
                     except TimeoutError:
                         if time.monotonic() >= t_end:

@@ -190,6 +190,19 @@ def chart(results, path):
     memory = [(n, m) for n, m, _, _ in rows(results) if m == "kib_per_conn"]
     panels = [(throughput, "per second (log)", True), (latency, "p99 latency, ms (log)", True),
               (memory, "idle KiB per connection", False)]  # fmt: skip
+
+    def measured(metrics):
+        """Metrics that at least one server has a value for (whole-scenario errors drop out)."""
+        keep = []
+        for name, metric in metrics:
+            for record in results["servers"].values():
+                value = (metric_value(record.get("scenarios", {}).get(name)) or {}).get(metric)
+                if isinstance(value, int | float) and value > 0:
+                    keep.append((name, metric))
+                    break
+        return keep
+
+    panels = [(measured(m), label, log) for m, label, log in panels]
     panels = [p for p in panels if p[0]]
     fig, axes = plt.subplots(len(panels), 1, figsize=(11, 3.6 * len(panels)), squeeze=False)
     width = 0.8 / max(1, len(keys))
@@ -215,3 +228,26 @@ def chart(results, path):
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
+
+
+def main(argv=None):
+    """Rewrite summary.json, results.md and chart.png from a results.json."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("results", help="results.json of a run")
+    parser.add_argument("out", help="directory for summary.json, results.md, chart.png")
+    args = parser.parse_args(argv)
+    results = json.loads(Path(args.results).read_text())
+    add_ratios(results)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary(results), indent=1))
+    (out / "results.md").write_text(markdown(results))
+    chart(results, out / "chart.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -56,9 +56,11 @@ class Params:
     duration: float = 5.0
     drain: float = 10.0
     quiet: float = 1.0
+    # A sender whose window stays full this long gives its oldest message up (lost) and goes on.
+    stall: float = 10.0
     connect_timeout: float = 30.0
     server_start_timeout: float = 90.0
-    max_minutes: float = 90.0
+    max_minutes: float = 150.0
 
     @classmethod
     def smoke(cls):
@@ -103,6 +105,11 @@ class Context:
         self.postgres = None
         self.database_note = database_note
         self._setups = {}
+        self.py_spy = None
+        self.gc_diag = False
+        self.snapshot = None
+        self.profile_scenarios = ()
+        self.out = None
         sizes = sorted(params.fanout_sizes + [params.latency_room])
         self.group_sizes = sorted(set(sizes))
         self.pair_first = max(self.group_sizes)
@@ -114,7 +121,8 @@ class Context:
             for key, value in os.environ.items()
             if key in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER")
         }
-        env["PYTHONPATH"] = str(REPO)
+        # With a snapshot, chatserver is imported from the exported commit, ahead of the tree.
+        env["PYTHONPATH"] = f"{self.snapshot}:{REPO}" if self.snapshot else str(REPO)
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
@@ -137,6 +145,9 @@ class Context:
             env["REDIS_URL"] = self.redis.url
         if self.postgres:
             env["DATABASE_URL"] = self.postgres.url("chatbench")
+        if self.gc_diag:
+            env["PYTHONPATH"] = f"{REPO / 'bench' / 'diag'}:{env['PYTHONPATH']}"
+            env["CHATBENCH_GC_LOG"] = str(self.out / "gc-{server}.json")
         return env
 
     def ref_env(self):
@@ -178,6 +189,7 @@ class Context:
             if flavor == "ours":
                 argv = [str(VENV_BIN / "python"), "-m", "bench.setup_ours"]
                 env, cwd = self.ours_env(), str(REPO)
+                env.pop("CHATBENCH_GC_LOG", None)
             else:
                 argv = [str(REF_VENV / "bin" / "python"), str(REF_PROJECT / "setup_ref.py")]
                 env, cwd = self.ref_env(), str(REF_PROJECT)
@@ -404,7 +416,7 @@ class Runner:
                 senders = [(round(k * size / s), room, round(k * size / s)) for k in range(s)]
                 try:
                     out[name] = self.reps_of(
-                        users, senders, size, mode=mode, rate=rate, connect=conn
+                        users, senders, size, mode=mode, rate=rate, connect=conn, name=name
                     )
                 except BenchError as error:
                     out[name] = {"error": str(error)}
@@ -426,11 +438,27 @@ class Runner:
             conn = self.connect(users, senders={k: k for k in range(count)})
             if conn["failed"]:
                 raise BenchError(f"{conn['failed']} of {count} users failed to connect")
-            return self.reps_of(users, senders, 2, mode="window", window=1, connect=conn)
+            return self.reps_of(
+                users, senders, 2, mode="window", window=1, connect=conn, name="small_rooms_1to1"
+            )
         finally:
             self.close_all()
 
-    def reps_of(self, users, senders, room_size, *, mode, rate=None, window=None, connect=None):
+    def start_profile(self, name, seconds):
+        """py-spy (``--py-spy``) samples the server during the first repetition of ``name``."""
+        ctx = self.ctx
+        if not ctx.py_spy or name not in ctx.profile_scenarios:
+            return None
+        path = ctx.out / f"profile-{self.server.key}-{name}.txt"
+        argv = [
+            ctx.py_spy, "record", "--pid", str(self.pid), "--duration", str(int(seconds)),
+            "--rate", "200", "--format", "raw", "--nonblocking", "--output", str(path),
+        ]  # fmt: skip
+        return Managed("py-spy", argv, log_path=ctx.out / "py-spy.log")
+
+    def reps_of(
+        self, users, senders, room_size, *, mode, rate=None, window=None, connect=None, name=""
+    ):
         by_worker = split(list(range(len(users))), len(self.pool))
         worker_of = {i: w for w, indices in enumerate(by_worker) for i in indices}
         # Member i of ``users`` is the i-th target overall; workers hold targets i::W, and a
@@ -456,6 +484,7 @@ class Runner:
             settle(self.pid, max_wait=5)
             t_start = time.monotonic() + 0.3
             rep_id = self.next_rep()
+            profiler = self.start_profile(name, duration) if not reps else None
             cpu0, wall0 = cpu_seconds(self.pid), time.monotonic()
             results = self.pool.call(
                 [
@@ -469,6 +498,7 @@ class Runner:
                         "quiet": self.p.quiet,
                         "mode": mode,
                         "window": window or self.p.window,
+                        "stall": self.p.stall,
                         "rate": per_sender_rate,
                         "frame_template": self.server.send_template,
                         "dispatch_marker": self.server.dispatch_marker,
@@ -478,6 +508,8 @@ class Runner:
                 timeout=duration + self.p.drain + 30,
             )
             cpu1, wall1 = cpu_seconds(self.pid), time.monotonic()
+            if profiler is not None:
+                profiler.stop(timeout=duration + 20)
             hist = {}
             for r in results:
                 client.hist_merge(hist, r["hist"])
@@ -572,7 +604,8 @@ def medians(reps):
 
 def run_server(server, ctx, deadline, log_dir):
     p = ctx.params
-    record = {"label": server.label, "scenarios": {}, "error": None}
+    # The tree may change between servers (others commit while a long run goes on): record it.
+    record = {"label": server.label, "scenarios": {}, "error": None, "git": git_revision()}
     sock = str(ctx.workdir / f"{server.key}.sock")
     if server.flavor == "ref" and not (REF_VENV / "bin" / "daphne").exists():
         record["error"] = "reference venv missing: run with --make-ref-venv"
@@ -587,10 +620,13 @@ def run_server(server, ctx, deadline, log_dir):
     except (BenchError, subprocess.TimeoutExpired) as error:
         record["error"] = f"setup: {error}"
         return record
+    env = server.env(ctx)
+    if "CHATBENCH_GC_LOG" in env:
+        env["CHATBENCH_GC_LOG"] = env["CHATBENCH_GC_LOG"].replace("{server}", server.key)
     process = Managed(
         server.key,
         server.argv(sock, ctx),
-        env=server.env(ctx),
+        env=env,
         cwd=server.cwd(ctx),
         log_path=log_dir / f"{server.key}.log",
     )
@@ -713,6 +749,38 @@ def versions():
     return out
 
 
+def git_revision():
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+            timeout=10,
+        ).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "chatserver"],
+            cwd=REPO, capture_output=True, text=True, timeout=10,
+        ).stdout.strip()  # fmt: skip
+        return head + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def export_snapshot(workdir):
+    """``git archive HEAD chatserver`` into the workdir: every server of the run imports the same
+    committed code even while others commit to the tree. Returns (path, revision)."""
+    target = Path(workdir) / "src"
+    target.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(
+        ["git", "archive", "HEAD", "chatserver"], cwd=REPO, capture_output=True, timeout=60
+    )
+    if archive.returncode != 0:
+        raise BenchError(f"git archive failed: {archive.stderr.decode()[-300:]}")
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True, timeout=60)
+    revision = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    return target, revision
+
+
 def make_ref_venv():
     """Create bench/.venv-ref with the reference package (never mixed into our venv)."""
     if (REF_VENV / "bin" / "daphne").exists():
@@ -751,6 +819,20 @@ def main(argv=None):
     parser.add_argument("--storm-conns", type=int, help="connections per connect-storm repetition")
     parser.add_argument("--pair-users", type=int, help="users in 1:1 rooms")
     parser.add_argument("--max-minutes", type=float, help="time budget; later phases are skipped")
+    parser.add_argument("--py-spy", help="path to py-spy: profile the servers while they work")
+    parser.add_argument(
+        "--profile-scenarios",
+        default="fanout_1000x10,small_rooms_1to1",
+        help="scenarios whose first repetition py-spy samples (raw collapsed stacks in --out)",
+    )
+    parser.add_argument(
+        "--gc-diag", action="store_true", help="log GC pauses of a/b/c (bench/diag) to --out"
+    )
+    parser.add_argument(
+        "--snapshot",
+        action="store_true",
+        help="run a/b/c on `git archive HEAD chatserver` (pinned code while others commit)",
+    )
     parser.add_argument("--sqlite", action="store_true", help="SQLite instead of PostgreSQL")
     parser.add_argument(
         "--make-ref-venv", action="store_true", help="create bench/.venv-ref if missing"
@@ -810,6 +892,7 @@ def main(argv=None):
             "database": None,
             "notes": [],
             "baseline": BASELINE,
+            "git": git_revision(),
         },
         "servers": {},
     }
@@ -832,6 +915,13 @@ def main(argv=None):
         results["meta"]["database"] = db_note
         ctx = Context(params, workdir, args.smoke, args.layer, db_note)
         ctx.redis, ctx.postgres = redis, postgres
+        if args.snapshot:
+            ctx.snapshot, revision = export_snapshot(workdir)
+            results["meta"]["snapshot"] = revision
+        ctx.out = out
+        ctx.py_spy = args.py_spy
+        ctx.gc_diag = args.gc_diag
+        ctx.profile_scenarios = tuple(x for x in args.profile_scenarios.split(",") if x)
         for key in keys:
             print(f"== {key}", file=sys.stderr, flush=True)
             results["servers"][key] = run_server(SERVERS[key], ctx, deadline, out)
