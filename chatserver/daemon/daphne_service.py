@@ -15,7 +15,7 @@ from daphne.http_protocol import HTTPFactory
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from twisted.application import service
-from twisted.internet import defer, task
+from twisted.internet import defer, task, tcp
 from twisted.logger import Logger
 
 from chatserver.chat.localgroups import DIRECT_SENDER, close_all
@@ -68,6 +68,12 @@ class DirectSender:
     Offered to the application as the ``chatserver.direct_sender`` scope extension: the chat
     application prepares a broadcast frame once per factory and sends the same bytes to every
     local member (see chatserver.chat.localgroups).
+
+    When nothing is waiting in the transport's buffer the frame goes to the socket at once, as
+    asyncio's own transports do; only a remainder the kernel would not take is buffered. Going
+    through ``transport.write`` for every frame would register each socket for writability
+    with the reactor and unregister it after the write: two selector updates per delivered
+    frame, which measured as half of the daemon's fan-out time.
     """
 
     __slots__ = ("protocol", "factory")
@@ -83,7 +89,30 @@ class DirectSender:
         return self.factory.prepareMessage(text.encode("utf-8"))
 
     def send_prepared(self, prepared):
-        self.protocol.sendPreparedMessage(prepared)
+        protocol = self.protocol
+        if protocol._perMessageCompress is not None and not prepared.doNotCompress:
+            protocol.sendPreparedMessage(prepared)  # compressed per connection by Autobahn
+            return
+        data = prepared.payloadHybi
+        transport = protocol.transport
+        if not protocol.send_queue and _idle_socket_transport(transport):
+            written = transport.writeSomeData(data)
+            if isinstance(written, int):  # else the connection is lost: let write() find out
+                if written == len(data):
+                    return
+                data = data[written:]
+        transport.write(data)
+
+
+def _idle_socket_transport(transport):
+    """A connected socket transport with nothing buffered, so a direct send keeps the order."""
+    return (
+        isinstance(transport, tcp.Connection)  # TCP and Unix sockets; not TLS wrappers
+        and transport.connected
+        and not transport.disconnecting
+        and not getattr(transport, "_tempDataLen", 1)
+        and len(transport.dataBuffer) == transport.offset
+    )
 
 
 class EmbeddedServer(Server):
