@@ -5,6 +5,7 @@ takes the room's row lock (PostgreSQL) or the database write lock (SQLite, IMMED
 transactions), so concurrent writers queue and every seq is used exactly once.
 """
 
+from django.db import connection
 from django.db.models import F, Q, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
@@ -19,8 +20,23 @@ MESSAGE_EVENTS = (MESSAGE_CREATED, MESSAGE_MODIFIED)
 
 
 def next_seq(room_id):
-    Room.objects.filter(pk=room_id).update(last_seq=F("last_seq") + 1, last_event_at=timezone.now())
-    return Room.objects.values_list("last_seq", flat=True).get(pk=room_id)
+    """Take the room's next seq in one statement (UPDATE ... RETURNING: PostgreSQL, SQLite 3.35+).
+
+    Raw SQL because the ORM's update() cannot return the new value; this runs once per room
+    event, on the hot path of every message.
+    """
+    quote = connection.ops.quote_name
+    table, seq, stamp = quote(Room._meta.db_table), quote("last_seq"), quote("last_event_at")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {seq} = {seq} + 1, {stamp} = %s WHERE {quote('id')} = %s "
+            f"RETURNING {seq}",
+            [connection.ops.adapt_datetimefield_value(timezone.now()), room_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise Room.DoesNotExist(f"room {room_id} does not exist")
+    return row[0]
 
 
 def record(room_id, event_type, data=None, message_id=None, seq=None):

@@ -38,7 +38,6 @@ def reopen_session(user, channel_name):
     )
 
 
-
 @database_sync_to_async
 def touch_session(channel_name):
     """Record a heartbeat; returns False when the session is unknown or already closed."""

@@ -108,7 +108,9 @@ def databases(database_url, sqlite_path):
     if database_url:
         import dj_database_url
 
-        config = dj_database_url.parse(database_url, conn_max_age=600, conn_health_checks=True)
+        # Persistent connections; no health-check ping per database call (Channels closes
+        # unusable connections after errors, and the ping cost a round trip per message).
+        config = dj_database_url.parse(database_url, conn_max_age=600, conn_health_checks=False)
     else:
         config = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(sqlite_path)}
         # Tests get a file too (one per test run): Django's default in-memory test database

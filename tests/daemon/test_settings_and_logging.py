@@ -53,7 +53,7 @@ def test_embedded_defaults_without_redis_or_database(tmp_path):
 def test_database_url_keeps_persistent_connections():
     database = environment.databases("postgres://chat:pw@localhost/chat", None)["default"]
     assert database["ENGINE"] == "django.db.backends.postgresql"
-    assert database["CONN_MAX_AGE"] == 600 and database["CONN_HEALTH_CHECKS"] is True
+    assert database["CONN_MAX_AGE"] == 600 and database["CONN_HEALTH_CHECKS"] is False
 
 
 def test_production_check_names_every_problem():
