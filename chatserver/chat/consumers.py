@@ -16,7 +16,6 @@ from . import fanout, sessions
 from .conf import option
 from .handlers import HANDLERS
 from .localgroups import DIRECT_SENDER, local_groups
-from .models import Membership
 from .permissions import VIEW, load_access
 from .protocol import (
     CLOSE_TOO_BIG,
@@ -34,7 +33,7 @@ from .protocol import (
     with_request_id,
 )
 from .ratelimit import limiter
-from .services.rooms import notifications
+from .services.rooms import notifications, rooms_with_unread_flag
 
 logger = logging.getLogger(__name__)
 
@@ -46,10 +45,11 @@ def connect_state_db(user, channel_name, with_notifications):
     """Everything a new connection needs from the database, in one thread hop: the session row,
     the user's rooms and (optionally) the unread summary."""
     sessions.open_session_sync(user, channel_name)
-    room_ids = list(Membership.objects.filter(user=user).values_list("room_id", flat=True))
+    rooms = rooms_with_unread_flag(user)
+    room_ids = [room_id for room_id, _ in rooms]
     if not with_notifications:
         return room_ids, None
-    if not room_ids:  # nothing can be unread: spare the summary's queries
+    if not any(unread for _, unread in rooms):  # spare the summary's heavier queries
         return room_ids, {"rooms": [], "has_more": False}
     return room_ids, notifications(user)
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 
 from .. import eventlog, permissions
@@ -175,11 +175,25 @@ def _count(queryset):
     return Coalesce(Subquery(queryset.values("room").annotate(n=Count("pk")).values("n")[:1]), 0)
 
 
-def _room_rows(user, limit, before=None, unread_only=False):
-    """A page of the user's memberships with unread count, member count and last message id."""
-    unread = Message.objects.filter(
+def _unread_messages(user):
+    """Messages of the membership's room after its read cursor, not by the user."""
+    return Message.objects.filter(
         room=OuterRef("room_id"), seq__gt=OuterRef("last_read_seq"), is_deleted=False
     ).exclude(author=user)
+
+
+def rooms_with_unread_flag(user):
+    """``[(room_id, has_unread)]`` for every room of the user, in one query (used at connect)."""
+    return list(
+        Membership.objects.filter(user=user)
+        .annotate(has_unread=Exists(_unread_messages(user)))
+        .values_list("room_id", "has_unread")
+    )
+
+
+def _room_rows(user, limit, before=None, unread_only=False):
+    """A page of the user's memberships with unread count, member count and last message id."""
+    unread = _unread_messages(user)
     rows = (
         Membership.objects.filter(user=user)
         .select_related("room")
