@@ -75,3 +75,21 @@ def test_send_is_one_short_transaction(users):
     )
     # client_msg_id lookup, SAVEPOINT/BEGIN, seq UPDATE + SELECT, message INSERT, event INSERT
     assert n <= 7
+
+
+def test_connect_costs_two_queries_when_nothing_is_unread_and_a_constant_otherwise(users):
+    from chatserver.chat.consumers import connect_state_db
+
+    connect = connect_state_db.func  # the sync function behind the database_sync_to_async hop
+    for i in range(3):
+        make_room(users.alice, [users.bob], f"quiet{i}")
+    n_quiet = count_queries(lambda: connect(users.bob, "chan-quiet", True))
+    assert n_quiet == 2  # the session INSERT, the rooms with their unread flag
+
+    for i in range(2):
+        fill(make_room(users.alice, [users.bob], f"busy{i}"), [users.alice], 3)
+    n_two = count_queries(lambda: connect(users.bob, "chan-two", True))
+    for i in range(6):
+        fill(make_room(users.alice, [users.bob], f"busier{i}"), [users.alice], 3)
+    n_eight = count_queries(lambda: connect(users.bob, "chan-eight", True))
+    assert n_two == n_eight
