@@ -15,24 +15,21 @@ def unix_endpoint(path):
     return f"unix:{escaped}:mode=660:lockfile=1"
 
 
-def positive_float(value):
-    number = float(value)
-    if number <= 0:
-        raise ValueError("must be positive")
-    return number
+def positive(kind, description):
+    """An option coercer accepting only positive values of ``kind`` (float or int)."""
+
+    def coerce(value):
+        number = kind(value)
+        if number <= 0:
+            raise ValueError("must be positive")
+        return number
+
+    coerce.coerceDoc = f"Must be a positive {description}."
+    return coerce
 
 
-positive_float.coerceDoc = "Must be a positive number."
-
-
-def positive_int(value):
-    number = int(value)
-    if number <= 0:
-        raise ValueError("must be positive")
-    return number
-
-
-positive_int.coerceDoc = "Must be a positive whole number."
+positive_float = positive(float, "number")
+positive_int = positive(int, "whole number")
 
 
 class Options(usage.Options):

@@ -27,17 +27,22 @@ def daemon_env(state_dir, redis_url=None, **extra):
     return env
 
 
-def manage(env, *args, timeout=60):
-    """Run the ``chatserver`` management command with the daemon's environment."""
+def run_tool(name, *args, env=None, timeout=60, check=False):
+    """Run one of the venv's commands (twistd, chatserver) from the repository root."""
     return subprocess.run(
-        [str(BIN / "chatserver"), *args],
+        [str(BIN / name), *args],
         env=env,
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=timeout,
-        check=True,
+        check=check,
     )
+
+
+def manage(env, *args, timeout=60):
+    """Run the ``chatserver`` management command with the daemon's environment."""
+    return run_tool("chatserver", *args, env=env, timeout=timeout, check=True)
 
 
 def create_users_with_tokens(env, *usernames):

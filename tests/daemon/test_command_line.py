@@ -9,20 +9,13 @@ import pytest
 from chatserver.daemon.options import Options
 from tests.redis_server import free_port
 
-from .processes import BIN, REPO, daemon_env, tcp_port_accepts
+from .processes import BIN, REPO, daemon_env, run_tool, tcp_port_accepts
 
 pytestmark = pytest.mark.timeout(120)
 
 
 def twistd(*args, env=None, timeout=60):
-    return subprocess.run(
-        [str(BIN / "twistd"), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        cwd=REPO,
-    )
+    return run_tool("twistd", *args, env=env, timeout=timeout)
 
 
 def test_twistd_lists_chat_and_documents_every_option():
