@@ -108,6 +108,7 @@ class Context:
         self.py_spy = None
         self.gc_diag = False
         self.snapshot = None
+        self.snapshot_revision = None
         self.profile_scenarios = ()
         self.out = None
         sizes = sorted(params.fanout_sizes + [params.latency_room])
@@ -605,7 +606,8 @@ def medians(reps):
 def run_server(server, ctx, deadline, log_dir):
     p = ctx.params
     # The tree may change between servers (others commit while a long run goes on): record it.
-    record = {"label": server.label, "scenarios": {}, "error": None, "git": git_revision()}
+    revision = ctx.snapshot_revision if ctx.snapshot else git_revision()
+    record = {"label": server.label, "scenarios": {}, "error": None, "git": revision}
     sock = str(ctx.workdir / f"{server.key}.sock")
     if server.flavor == "ref" and not (REF_VENV / "bin" / "daphne").exists():
         record["error"] = "reference venv missing: run with --make-ref-venv"
@@ -916,8 +918,8 @@ def main(argv=None):
         ctx = Context(params, workdir, args.smoke, args.layer, db_note)
         ctx.redis, ctx.postgres = redis, postgres
         if args.snapshot:
-            ctx.snapshot, revision = export_snapshot(workdir)
-            results["meta"]["snapshot"] = revision
+            ctx.snapshot, ctx.snapshot_revision = export_snapshot(workdir)
+            results["meta"]["snapshot"] = ctx.snapshot_revision
         ctx.out = out
         ctx.py_spy = args.py_spy
         ctx.gc_diag = args.gc_diag
