@@ -8,6 +8,7 @@ pools are closed.
 """
 
 import asyncio
+import inspect
 import logging
 import time
 
@@ -115,6 +116,11 @@ def _idle_socket_transport(transport):
     )
 
 
+def _as_class_attribute(value):
+    # A function stored on a class would become a method; options are plain values/callables.
+    return staticmethod(value) if inspect.isfunction(value) else value
+
+
 class EmbeddedServer(Server):
     """Daphne's Server with the parts of ``run()`` that do not start a reactor."""
 
@@ -124,7 +130,6 @@ class EmbeddedServer(Server):
         # Twisted's own access log would repeat log_action's line for every request.
         self.http_factory.log = lambda request: None
         self.ws_factory = WebSocketFactory(self, server=self.server_name)
-        self.ws_factory.protocol = ChatWebSocketProtocol
         self.ws_factory.setProtocolOptions(
             autoPingTimeout=self.ping_timeout,
             allowNullOrigin=True,
@@ -136,6 +141,13 @@ class EmbeddedServer(Server):
             # than a reset that can swallow the close frame.
             failByDrop=False,
         )
+        # Autobahn copies ~40 option attributes from the factory into every protocol instance
+        # it finds lacking them; a protocol class carrying them saves that per connection.
+        options = {
+            name: _as_class_attribute(getattr(self.ws_factory, name))
+            for name in ChatWebSocketProtocol.CONFIG_ATTRS
+        }
+        self.ws_factory.protocol = type("ChatWebSocketProtocol", (ChatWebSocketProtocol,), options)
 
     def create_application(self, protocol, scope):
         if isinstance(protocol, WebSocketProtocol):

@@ -118,3 +118,13 @@ def test_what_the_kernel_does_not_take_is_buffered():
     assert 0 < len(rest) < len(big)
     assert big.endswith(rest)
     transport.stopWriting()
+
+
+def test_protocol_class_carries_the_websocket_options():
+    server = DaphneService(
+        None, ["tcp:0:interface=127.0.0.1"], reactor, max_message_size=12345
+    ).server
+    protocol_class = server.ws_factory.protocol
+    assert protocol_class.maxMessagePayloadSize == 12345
+    assert protocol_class.failByDrop is False
+    assert "maxMessagePayloadSize" not in vars(server.ws_factory.buildProtocol(None))
