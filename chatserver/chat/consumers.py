@@ -54,11 +54,6 @@ def connect_state_db(user, channel_name, with_notifications):
     return room_ids, notifications(user)
 
 
-def user_group(user_id):
-    """Kept for callers of the skeleton; see fanout.user_group."""
-    return fanout.user_group(user_id)
-
-
 class ChatConsumer(AsyncWebsocketConsumer):
     user = None
     direct_sender = None
