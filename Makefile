@@ -52,5 +52,10 @@ test: system-packages $(STAMP)
 	$(BIN)/pytest
 	$(BIN)/python -m tests.on_postgres $(BIN)/pytest -q tests/chat tests/daemon/test_maintenance.py
 
+# The benchmark against plain daphne, uvicorn, the reference package and bare Autobahn
+# (≈ 45 min; results in bench/results/<stamp>/, see docs/performance.md).
+bench: system-packages $(STAMP)
+	$(BIN)/python -m bench.run --make-ref-venv --snapshot
+
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache twisted/plugins/dropin.cache
