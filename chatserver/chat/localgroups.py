@@ -58,6 +58,11 @@ class LocalGroups:
                 await asyncio.shield(subscribed)
                 async with self._ops:
                     await self.layer.group_discard(group, self.channel)
+                if self.members.get(group):
+                    # Someone joined while the discard was in flight, and their group_add may
+                    # have reached the layer first: subscribe again, after the discard.
+                    self._subscribed.pop(group, None)
+                    await self._subscribe(group)
 
     async def _subscribe(self, group):
         subscribed = self._subscribed.get(group)

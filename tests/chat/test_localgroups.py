@@ -164,3 +164,28 @@ def test_group_operations_leave_half_the_redis_pool_free():
     assert concurrent_ops_for(redis_layer(1)) == 1
     assert concurrent_ops_for(redis_layer(1000)) == 32
     assert concurrent_ops_for(InMemoryChannelLayer()) == 32
+
+
+async def test_a_join_during_the_last_leave_keeps_the_subscription():
+    class SlowDiscardLayer(InMemoryChannelLayer):
+        def __init__(self):
+            super().__init__()
+            self.release = asyncio.Event()
+
+        async def group_discard(self, group, channel):
+            await self.release.wait()  # the discard reaches the layer after the new join
+            await super().group_discard(group, channel)
+
+    layer = SlowDiscardLayer()
+    groups = LocalGroups(layer)
+    leaving, joining = Member("leaving"), Member("joining")
+    await groups.add("room.1", leaving)
+    discard = asyncio.ensure_future(groups.discard("room.1", leaving))
+    await asyncio.sleep(0)
+    await groups.add("room.1", joining)
+    layer.release.set()
+    await discard
+    assert list(layer.groups["room.1"]) == [groups.channel]
+    await layer.group_send("room.1", room_message("still subscribed"))
+    await wait_for(lambda: joining.sent)
+    await groups.close()
