@@ -27,6 +27,9 @@ DIRECT_SENDER = "chatserver.direct_sender"  # ASGI scope extension set by the da
 class LocalGroups:
     def __init__(self, layer, refresh_interval=30.0, max_concurrent_ops=32):
         self.layer = layer
+        # The loop it serves; holding it also keeps the loop's id from being reused by another
+        # loop while this object sits in the registry (keyed by ids).
+        self.loop = asyncio.get_running_loop()
         # A connect storm must not open one Redis connection per connecting socket: the pool
         # would overflow ("Too many connections"). Group changes queue here instead.
         self._ops = asyncio.Semaphore(max_concurrent_ops)
@@ -37,7 +40,6 @@ class LocalGroups:
         self._receiver = None
         self._refresher = None
         self._channel_ready = None
-        self.delivered = 0
 
     # -- membership ----------------------------------------------------------------------
 
@@ -135,7 +137,6 @@ class LocalGroups:
                 sender.send_prepared(frame)
             else:
                 pending.append(member.send(text_data=message["text"]))
-            self.delivered += 1
         if pending:
             await asyncio.gather(*pending)
 
@@ -201,15 +202,14 @@ def local_groups(layer):
     from .conf import option
 
     loop = asyncio.get_running_loop()
-    key = (id(layer), id(loop))  # the registry holds both objects, so their ids stay unique
+    key = (id(layer), id(loop))  # LocalGroups holds both, so their ids stay unique
     groups = _registry.get(key)
-    if groups is None:
+    if groups is None or groups.loop is not loop or groups.layer is not layer:
         groups = LocalGroups(
             layer,
             refresh_interval=option("GROUP_REFRESH_INTERVAL"),
             max_concurrent_ops=concurrent_ops_for(layer),
         )
-        groups.loop = loop
         _registry[key] = groups
     return groups
 
