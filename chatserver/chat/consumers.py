@@ -14,7 +14,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from . import fanout, sessions
 from .conf import option
-from .handlers import HANDLERS
+from .handlers import HANDLERS, PIPELINED
 from .localgroups import DIRECT_SENDER, local_groups
 from .permissions import VIEW, load_access
 from .protocol import (
@@ -57,6 +57,7 @@ def connect_state_db(user, channel_name, with_notifications):
 class ChatConsumer(AsyncWebsocketConsumer):
     user = None
     direct_sender = None
+    pending = None  # the task answering this connection's last pipelined request
 
     async def dispatch(self, message):
         """Route a message to its handler.
@@ -117,6 +118,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.user is None:
             return
         limiter.detach(self.user.pk)
+        await self.settle()  # stored messages still go out to the room
         await self.leave_groups(list(self.groups_joined))
         await sessions.close_session(self.channel_name, code)
 
@@ -134,12 +136,59 @@ class ChatConsumer(AsyncWebsocketConsumer):
             event = client_event(frame.event_type)
             if not limiter.allow(self.user.pk, event.rate_class):
                 raise ProtocolError(ERROR_RATE_LIMITED, f"Too many {event.rate_class} events.")
+            if event.name not in PIPELINED:
+                await self.settle()
             await HANDLERS[event.name](self, frame, event.clean(frame.data))
-        except ProtocolError as error:
+        except Exception as error:  # noqa: BLE001 - answered with one error frame
+            if self.pending is None:
+                await self.send_failure(error, frame, text_data)
+            else:  # after the answers to earlier frames
+                self.later(frame, self._raise(error), text_data)
+
+    def later(self, frame, answer, text_data=None):
+        """Run the coroutine ``answer`` after the answers still pending on this connection,
+        its failure answered as in receive(); the consumer goes on reading frames meanwhile."""
+        self.pending = asyncio.ensure_future(
+            self._answer_in_turn(self.pending, answer, frame, text_data)
+        )
+
+    async def settle(self):
+        """Wait until every pending answer of this connection has been sent."""
+        while self.pending is not None:
+            last = self.pending
+            await asyncio.wait([last])
+            if self.pending is last:
+                self.pending = None
+
+    async def _answer_in_turn(self, previous, answer, frame, text_data):
+        try:
+            if previous is not None:
+                await asyncio.wait([previous])
+        except asyncio.CancelledError:
+            answer.close()
+            raise
+        try:
+            await answer
+        except Exception as error:  # noqa: BLE001 - answered with one error frame
+            await self.send_failure(error, frame, text_data)
+        finally:
+            if self.pending is asyncio.current_task():
+                self.pending = None
+
+    @staticmethod
+    async def _raise(error):
+        raise error
+
+    async def send_failure(self, error, frame, text_data):
+        if isinstance(error, ProtocolError):
             await self.send_error(error.code, error.detail, frame, text_data)
-        except Exception:
-            logger.exception("Unhandled error in %s", frame.event_type if frame else "frame")
-            await self.send_error(ERROR_INTERNAL, "Internal server error.", frame, text_data)
+            return
+        logger.error(
+            "Unhandled error in %s",
+            frame.event_type if frame else "frame",
+            exc_info=(type(error), error, error.__traceback__),
+        )
+        await self.send_error(ERROR_INTERNAL, "Internal server error.", frame, text_data)
 
     @staticmethod
     def _too_big(text_data, bytes_data):

@@ -19,19 +19,19 @@ MESSAGE_MODIFIED = "messagemodification.dispatch"
 MESSAGE_EVENTS = (MESSAGE_CREATED, MESSAGE_MODIFIED)
 
 
-def next_seq(room_id):
-    """Take the room's next seq in one statement (UPDATE ... RETURNING: PostgreSQL, SQLite 3.35+).
+def next_seq(room_id, count=1):
+    """Take the room's next ``count`` seqs in one statement; returns the last of them.
 
-    Raw SQL because the ORM's update() cannot return the new value; this runs once per room
-    event, on the hot path of every message.
+    Raw SQL because the ORM's update() cannot return the new value (UPDATE ... RETURNING:
+    PostgreSQL, SQLite 3.35+); this runs once per room and batch, on the hot path of messages.
     """
     quote = connection.ops.quote_name
     table, seq, stamp = quote(Room._meta.db_table), quote("last_seq"), quote("last_event_at")
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET {seq} = {seq} + 1, {stamp} = %s WHERE {quote('id')} = %s "
+            f"UPDATE {table} SET {seq} = {seq} + %s, {stamp} = %s WHERE {quote('id')} = %s "
             f"RETURNING {seq}",
-            [connection.ops.adapt_datetimefield_value(timezone.now()), room_id],
+            [count, connection.ops.adapt_datetimefield_value(timezone.now()), room_id],
         )
         row = cursor.fetchone()
     if row is None:

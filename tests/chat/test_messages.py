@@ -1,5 +1,7 @@
 """Message events end to end: send, history, modify, react, read, acknowledged, typing."""
 
+import asyncio
+
 import pytest
 
 from chatserver.chat.models import Message, RoomEvent
@@ -204,3 +206,71 @@ async def test_typing_carries_room_and_is_not_echoed(connect, users):
     await send(b, room_id, "marker")
     assert (await a.recv())["eventType"] == "message.dispatch"
     assert (await a2.recv())["eventType"] == "message.dispatch"
+
+
+@pytest.fixture
+def gated_store(monkeypatch):
+    """Hold the first message batch until the test opens the gate; records batch sizes.
+
+    The real batch function still stores every message: this only decides when it starts.
+    """
+    from chatserver.chat.handlers.messages import store_messages
+
+    gate, sizes, real = asyncio.Event(), [], store_messages.run_batch
+
+    async def gated(items):
+        sizes.append(len(items))
+        await gate.wait()
+        return await real(items)
+
+    monkeypatch.setattr(store_messages, "run_batch", gated)
+
+    async def queued(count):
+        """Wait until the first batch is held and ``count`` more sends queue behind it."""
+        for _ in range(200):
+            queue = store_messages._loops.get(asyncio.get_running_loop())
+            if sizes and len(queue.items) == count:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"sends did not queue: {sizes}, {len(queue.items)} queued")
+
+    return gate, sizes, queued
+
+
+async def test_sends_are_pipelined_and_answered_in_frame_order(connect, users, gated_store):
+    gate, sizes, queued = gated_store
+    room_id, a, (b,) = await setup_room(connect, users, users.bob)
+    for i in range(5):
+        await a.send("message.send", {"room_id": room_id, "content": f"m{i}"}, f"s{i}")
+    await a.send("message.send", {"room_id": room_id}, "bad")  # refused when stored
+    await a.send("message.send", {"room_id": 999999, "content": "x"}, "nope")  # refused at once
+    await a.send("room.messages", {"room_id": room_id}, "history")  # waits for the sends
+    await queued(5)  # read while the first send was being stored
+    gate.set()
+    answers = [await a.recv() for _ in range(8)]
+    expected = [f"s{i}" for i in range(5)] + ["bad", "nope", "history"]
+    assert [f["request_id"] for f in answers] == expected
+    assert [f["data"]["seq"] for f in answers[:5]] == [2, 3, 4, 5, 6]
+    assert [f["error"]["code"] for f in answers[5:7]] == [4003, 4004]
+    history = [m["content"] for m in answers[7]["data"]["messages"]]
+    assert history == [f"m{i}" for i in range(5)]
+    assert sizes == [1, 5]
+    dispatched = [(await b.expect("message.dispatch"))["seq"] for _ in range(5)]
+    assert dispatched == [2, 3, 4, 5, 6]
+
+
+async def test_messages_of_a_socket_that_closed_still_reach_the_room(connect, users, gated_store):
+    gate, _, queued = gated_store
+    room_id, a, (b,) = await setup_room(connect, users, users.bob)
+    for i in range(3):
+        await a.send("message.send", {"room_id": room_id, "content": f"bye{i}"})
+    await queued(2)
+    await a.communicator.send_input({"type": "websocket.disconnect", "code": 1000})
+    gate.set()
+    assert [(await b.expect("message.dispatch"))["message"]["content"] for _ in range(3)] == [
+        "bye0",
+        "bye1",
+        "bye2",
+    ]
+    await a.communicator.wait(2)  # the consumer ended after its answers went out
+    assert await Message.objects.filter(room_id=room_id).acount() == 3

@@ -2,6 +2,9 @@
 
 ``data`` has been validated against the event's schema in protocol.py. Handlers raise
 ProtocolError for refusals; the consumer turns any exception into the error frame.
+
+A handler in PIPELINED may finish its answer with ``conn.later``: the consumer reads the next
+frame meanwhile, and answers stay in frame order (any other event waits for them first).
 """
 
 from . import messages, rooms, session
@@ -25,3 +28,5 @@ HANDLERS = {
     "message.acknowledged": messages.acknowledged,
     "message.typing": messages.typing,
 }
+
+PIPELINED = frozenset({"message.send"})

@@ -3,13 +3,15 @@
 from channels.db import database_sync_to_async
 
 from .. import eventlog, fanout
+from ..batching import Batcher
 from ..permissions import SEND, VIEW
 from ..protocol import encode_event
 from ..serializers import user_payload
 from ..services import messages as service
 from ..services.rooms import not_found
 
-send_message = database_sync_to_async(service.send_message)
+# Sends made while a batch is being stored wait for the next one (see batching.py).
+store_messages = Batcher(database_sync_to_async(service.send_messages))
 message_room = database_sync_to_async(service.message_room)
 modify_message = database_sync_to_async(service.modify_message)
 react_db = database_sync_to_async(service.react)
@@ -20,9 +22,16 @@ TYPING = "messagetyping.dispatch"
 
 
 async def send(conn, frame, data):
+    """Queue the message for storage and read the next frame: the answer and the broadcast
+    follow in the order the connection sent its frames (ChatConsumer.later)."""
     room_id = data["room_id"]
     await conn.require(room_id, SEND)
-    payload, duplicate = await send_message(conn.user, room_id, data)
+    stored = store_messages.submit((conn.user, room_id, data))
+    conn.later(frame, _answer_send(conn, frame, room_id, stored))
+
+
+async def _answer_send(conn, frame, room_id, stored):
+    payload, duplicate = await stored
     if duplicate:
         # A resend: the original went out already, answer the sender alone.
         await conn.reply(frame, eventlog.MESSAGE_CREATED, {**payload, "duplicate": True})

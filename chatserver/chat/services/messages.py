@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from .. import eventlog, permissions
 from ..conf import option
-from ..models import Membership, Message, Reaction, Room
+from ..models import Membership, Message, Reaction, Room, RoomEvent
 from ..protocol import ERROR_CONFLICT, ERROR_PERMISSION_DENIED, ProtocolError, invalid
 from ..serializers import deleted_message_payload, message_payload, user_payload
 from .rooms import not_found
@@ -25,52 +25,139 @@ def message_room(message_id):
 
 
 def send_message(user, room_id, data):
-    """Store a message; a resend with the same client_msg_id returns the original.
+    """Store one message; returns ``(frame_data, duplicate)`` or raises ProtocolError."""
+    (outcome,) = send_messages([(user, room_id, data)])
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
 
-    Returns ``(frame_data, duplicate)``.
+
+def send_messages(requests):
+    """Store a batch of ``(user, room_id, data)`` sends in one transaction, seqs in list order.
+
+    Returns one outcome per request: ``(frame_data, duplicate)``, or the ProtocolError that
+    refused it (the others are stored all the same). A resend of a known ``client_msg_id``
+    returns the original with ``duplicate`` set. The queries are a constant number per batch
+    plus one seq UPDATE per room (and one lookup per reply or forward), so a busy process
+    pays BEGIN/COMMIT and the round trips once for many messages.
     """
-    client_msg_id = data.get("client_msg_id")
-    if client_msg_id is not None:
-        original = _by_client_id(user, client_msg_id)
-        if original is not None:
-            return _resend(original, room_id)
-    content, parent_id, source_id = _content(user, room_id, data)
     try:
-        with transaction.atomic():
-            seq = eventlog.next_seq(room_id)
-            message = Message.objects.create(
-                room_id=room_id,
-                seq=seq,
-                author=user,
-                content=content,
-                client_msg_id=client_msg_id,
-                parent_id=parent_id,
-                forwarded_from_id=source_id,
-            )
-            eventlog.record(room_id, eventlog.MESSAGE_CREATED, message_id=message.pk, seq=seq)
+        return _send_batch(requests)
     except IntegrityError:
-        # The same client_msg_id raced in from another connection: answer with the winner.
-        original = _by_client_id(user, client_msg_id) if client_msg_id else None
+        # A client_msg_id raced in from another connection between the lookup and the INSERT.
+        if len(requests) > 1:
+            return [send_messages([request])[0] for request in requests]
+        user, room_id, data = requests[0]
+        original = _originals([(user, data.get("client_msg_id"))]).get(
+            (user.pk, data.get("client_msg_id"))
+        )
         if original is None:
             raise
-        return _resend(original, room_id)
-    payload = message_payload(message, reactions=())
-    return eventlog.frame_data(room_id, seq, {}, payload), False
+        return [_outcome(original, room_id)]
 
 
-def _by_client_id(user, client_msg_id):
-    return (
-        Message.objects.filter(author=user, client_msg_id=client_msg_id)
+def _send_batch(requests):
+    outcomes = [None] * len(requests)
+    originals = _originals([(user, data.get("client_msg_id")) for user, _, data in requests])
+    first_of = {}  # (author, client_msg_id) -> index of the request that stores it
+    to_store = []
+    for i, (user, room_id, data) in enumerate(requests):
+        key = (user.pk, data.get("client_msg_id"))
+        if key in originals:
+            outcomes[i] = _outcome(originals[key], room_id)
+        elif key[1] is not None and key in first_of:
+            continue  # a resend inside this batch: answered from the first copy below
+        else:
+            try:
+                fields = _content(user, room_id, data)
+            except ProtocolError as error:
+                outcomes[i] = error
+                continue
+            if key[1] is not None:
+                first_of[key] = i
+            to_store.append((i, fields))
+    stored = _store(requests, to_store, outcomes)
+    for i, (user, room_id, data) in enumerate(requests):
+        if outcomes[i] is None:  # a resend inside the batch: the first copy's message or error
+            first = first_of[(user.pk, data["client_msg_id"])]
+            if first in stored:
+                outcomes[i] = _outcome(stored[first], room_id, reactions=())
+            else:
+                outcomes[i] = outcomes[first]
+    return outcomes
+
+
+def _store(requests, to_store, outcomes):
+    """Insert the accepted messages and their log events; returns ``{index: Message}``."""
+    if not to_store:
+        return {}
+    per_room = {}
+    for i, _ in to_store:
+        per_room.setdefault(requests[i][1], []).append(i)
+    seqs, messages = {}, {}
+    with transaction.atomic():
+        # Rooms in id order: concurrent batches lock room rows in the same order, no deadlock.
+        for room_id in sorted(per_room):
+            indices = per_room[room_id]
+            try:
+                last = eventlog.next_seq(room_id, len(indices))
+            except Room.DoesNotExist:  # deleted since the sender's access was checked
+                for i in indices:
+                    outcomes[i] = not_found()
+                continue
+            seqs.update(zip(indices, range(last - len(indices) + 1, last + 1), strict=True))
+        for i, (content, parent_id, source_id) in to_store:
+            if i in seqs:
+                user, room_id, data = requests[i]
+                messages[i] = Message(
+                    room_id=room_id,
+                    seq=seqs[i],
+                    author=user,
+                    content=content,
+                    client_msg_id=data.get("client_msg_id"),
+                    parent_id=parent_id,
+                    forwarded_from_id=source_id,
+                )
+        if not messages:
+            return messages
+        Message.objects.bulk_create(messages.values())
+        RoomEvent.objects.bulk_create(
+            RoomEvent(
+                room_id=m.room_id, seq=m.seq, event_type=eventlog.MESSAGE_CREATED, message_id=m.pk
+            )
+            for m in messages.values()
+        )
+    for i, message in messages.items():
+        outcomes[i] = _outcome(message, message.room_id, duplicate=False, reactions=())
+    return messages
+
+
+def _originals(keys):
+    """Stored messages for ``(user, client_msg_id)`` pairs, in one query (none without ids)."""
+    wanted = {(user.pk, cid) for user, cid in keys if cid is not None}
+    if not wanted:
+        return {}
+    rows = (
+        Message.objects.filter(
+            author_id__in={a for a, _ in wanted}, client_msg_id__in={c for _, c in wanted}
+        )
         .select_related("author")
         .prefetch_related("reactions")
-        .first()
     )
+    return {
+        (m.author_id, m.client_msg_id): m for m in rows if (m.author_id, m.client_msg_id) in wanted
+    }
 
 
-def _resend(original, room_id):
-    if original.room_id != room_id:
-        raise ProtocolError(ERROR_CONFLICT, "client_msg_id was already used in another room.")
-    return eventlog.frame_data(room_id, original.seq, {}, message_payload(original)), True
+def _outcome(message, room_id, duplicate=True, reactions=None):
+    """``(frame_data, duplicate)`` for a stored message; a resend naming another room is 4005.
+
+    ``reactions=()`` for a message stored by this batch: it has none to read yet.
+    """
+    if message.room_id != room_id:
+        return ProtocolError(ERROR_CONFLICT, "client_msg_id was already used in another room.")
+    payload = message_payload(message, reactions=reactions)
+    return eventlog.frame_data(room_id, message.seq, {}, payload), duplicate
 
 
 def _content(user, room_id, data):
