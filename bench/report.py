@@ -135,7 +135,7 @@ def markdown(results):
     lines = [
         f"# chatserver bench — {meta.get('started')}",
         "",
-        f"`{meta.get('command')}` · database: {meta.get('database')} · layer (a/b/c): "
+        f"`{meta.get('command')}` · database: {meta.get('database')} · layer of (b)/(c): "
         f"{meta.get('layer')} · {meta.get('machine', {}).get('cpus')} CPUs "
         f"({meta.get('machine', {}).get('cpu_model', '?')}) · {meta.get('seconds')} s",
         "",

@@ -127,7 +127,8 @@ class Context:
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
-    def ours_env(self):
+    def ours_env(self, layer=None):
+        """Environment of a/b/c; ``layer`` sets CHATSERVER_CHANNEL_LAYER (None: production's)."""
         env = self.base_env()
         env.update(
             {
@@ -136,12 +137,13 @@ class Context:
                 "ALLOWED_HOSTS": "localhost,127.0.0.1",
                 "CHATSERVER_STATE_DIR": str(self.state_dir),
                 "CHATSERVER_ACCESS_TOKEN_LIFETIME": str(6 * 3600),
-                "CHATSERVER_CHANNEL_LAYER": self.layer,
                 "CHATSERVER_LOG_LEVEL": "WARNING",
                 # Fan-out phases keep connections silent for minutes; the idle phase heartbeats.
                 "CHATSERVER_INACTIVITY_THRESHOLD": "900",
             }
         )
+        if layer:
+            env["CHATSERVER_CHANNEL_LAYER"] = layer
         if self.redis:
             env["REDIS_URL"] = self.redis.url
         if self.postgres:
@@ -808,7 +810,7 @@ def main(argv=None):
         "--servers", default=None, help=f"comma-separated subset of {','.join(ORDER)}"
     )
     parser.add_argument(
-        "--layer", default="core", choices=["core", "pubsub"], help="channel layer for a/b/c"
+        "--layer", default="core", choices=["core", "pubsub"], help="channel layer of (b) and (c)"
     )
     parser.add_argument("--reps", type=int, help="repetitions per measurement (median reported)")
     parser.add_argument(

@@ -1,8 +1,11 @@
 """The five servers the bench compares, and how the load client speaks to each.
 
 (a) ``daemon``    our ``twistd -n chat`` (Daphne in-process), bench settings = production + limits
-(b) ``daphne``    the same ASGI application under the plain ``daphne`` command  (the baseline)
-(c) ``uvicorn``   the same ASGI application under ``uvicorn``
+                  (the production layer: channels-redis pub/sub)
+(a') ``daemon-core`` the same daemon on the core layer: what the layer choice buys
+(b) ``daphne``    the same ASGI application under the plain ``daphne`` command  (the baseline),
+                  on the stock core layer (``--layer``)
+(c) ``uvicorn``   the same ASGI application under ``uvicorn``, layer as (b)
 (d) ``reference`` django-realtime-chat-messaging under ``daphne`` (its own venv and project)
 (e) ``ceiling``   bare Autobahn/Twisted broadcast, pre-encoded frames, no ASGI (bench/ceiling.py)
 """
@@ -40,13 +43,15 @@ class Server:
     # frame received marks the connection as ready (authenticated and subscribed).
     ready_probe: str | None = None
     dispatch_marker: str = "message.dispatch"
+    # CHATSERVER_CHANNEL_LAYER for "ours": None = the production default, "baseline" = --layer.
+    layer: str | None = None
     notes: list = field(default_factory=list)
 
     def argv(self, sock, ctx):
         raise NotImplementedError
 
     def env(self, ctx):
-        return ctx.ours_env()
+        return ctx.ours_env(ctx.layer if self.layer == "baseline" else self.layer)
 
     def cwd(self, ctx):
         return str(REPO)
@@ -112,8 +117,9 @@ SERVERS = {
         "(a) chatserver daemon (twistd)",
         "ours",
     ),
-    "daphne": PlainDaphne("daphne", "(b) same app, plain daphne", "ours"),
-    "uvicorn": Uvicorn("uvicorn", "(c) same app, uvicorn", "ours"),
+    "daemon-core": Daemon("daemon-core", "(a') daemon, core layer", "ours", layer="core"),
+    "daphne": PlainDaphne("daphne", "(b) same app, plain daphne", "ours", layer="baseline"),
+    "uvicorn": Uvicorn("uvicorn", "(c) same app, uvicorn", "ours", layer="baseline"),
     "reference": Reference(
         "reference",
         "(d) django-realtime-chat-messaging, daphne",
@@ -130,4 +136,4 @@ SERVERS = {
     ),
 }
 BASELINE = "daphne"
-ORDER = ["daemon", "daphne", "uvicorn", "reference", "ceiling"]
+ORDER = ["daemon", "daemon-core", "daphne", "uvicorn", "reference", "ceiling"]

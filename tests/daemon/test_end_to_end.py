@@ -117,9 +117,13 @@ async def closed_code(ws, timeout=15):
         return closed.rcvd.code if closed.rcvd else None
 
 
-async def test_unix_socket_broadcast_idle_survival_and_graceful_stop(tmp_path, redis_env, users):
+@pytest.mark.parametrize("layer", ["pubsub", "core"])
+async def test_unix_socket_broadcast_idle_survival_and_graceful_stop(
+    tmp_path, redis_env, users, layer
+):
+    env = dict(redis_env, CHATSERVER_CHANNEL_LAYER=layer)
     sock = tmp_path / "chat.sock"
-    daemon = Daemon(["--socket", str(sock)], redis_env, tmp_path).start(unix_socket_accepts(sock))
+    daemon = Daemon(["--socket", str(sock)], env, tmp_path).start(unix_socket_accepts(sock))
     try:
         mode = stat.S_IMODE(os.stat(sock).st_mode)
         assert mode == 0o660, oct(mode)
@@ -151,8 +155,10 @@ async def test_unix_socket_broadcast_idle_survival_and_graceful_stop(tmp_path, r
             assert await closed_code(idle) == 1001
         log = daemon.stop_cleanly()
         assert not sock.exists()
-        # Consumers' disconnect ran during the drain: no group membership is left in Redis.
-        assert redis.Redis.from_url(redis_env["REDIS_URL"]).keys("asgi:group:*") == []
+        # Consumers' disconnect ran during the drain: no group membership (core) and no
+        # subscription (pub/sub) is left in Redis.
+        client = redis.Redis.from_url(redis_env["REDIS_URL"])
+        assert client.keys("asgi:group:*") == [] and client.pubsub_channels() == []
         assert "WebSocket connected /messaging/" in log  # access lines reach the twistd log
     finally:
         daemon.kill()

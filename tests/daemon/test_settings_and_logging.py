@@ -28,15 +28,16 @@ def test_lists_split_on_commas(monkeypatch):
 def test_redis_url_selects_redis_for_layer_and_cache(monkeypatch):
     monkeypatch.delenv("CHATSERVER_CHANNEL_LAYER", raising=False)
     layer = environment.channel_layers("redis://127.0.0.1:6379/0")["default"]
-    assert layer["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    assert layer["BACKEND"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
     (host,) = layer["CONFIG"]["hosts"]
     assert host["address"] == "redis://127.0.0.1:6379/0"
     assert host["socket_timeout"] is None  # idle sockets must not die with 1011 after ~5 s
     cache = environment.caches("redis://127.0.0.1:6379/0")["default"]
     assert cache["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
-    monkeypatch.setenv("CHATSERVER_CHANNEL_LAYER", "pubsub")
+    monkeypatch.setenv("CHATSERVER_CHANNEL_LAYER", "core")
     layer = environment.channel_layers("redis://127.0.0.1:6379/0")["default"]
-    assert layer["BACKEND"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
+    assert layer["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    assert layer["CONFIG"]["hosts"][0]["socket_timeout"] is None
     monkeypatch.setenv("CHATSERVER_CHANNEL_LAYER", "carrier-pigeon")
     with pytest.raises(ImproperlyConfigured, match="CHATSERVER_CHANNEL_LAYER"):
         environment.channel_layers("redis://127.0.0.1:6379/0")
