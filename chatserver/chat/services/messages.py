@@ -12,6 +12,7 @@ from ..conf import option
 from ..models import Membership, Message, Reaction, Room, RoomEvent
 from ..protocol import ERROR_CONFLICT, ERROR_PERMISSION_DENIED, ProtocolError, invalid
 from ..serializers import deleted_message_payload, message_payload, user_payload
+from . import one_statement
 from .rooms import not_found
 
 REACTION = "reaction.dispatch"
@@ -89,47 +90,64 @@ def _send_batch(requests):
 
 def _store(requests, to_store, outcomes):
     """Insert the accepted messages and their log events; returns ``{index: Message}``."""
-    if not to_store:
-        return {}
     per_room = {}
-    for i, _ in to_store:
-        per_room.setdefault(requests[i][1], []).append(i)
-    seqs, messages = {}, {}
-    with transaction.atomic():
-        # Rooms in id order: concurrent batches lock room rows in the same order, no deadlock.
-        for room_id in sorted(per_room):
-            indices = per_room[room_id]
-            try:
-                last = eventlog.next_seq(room_id, len(indices))
-            except Room.DoesNotExist:  # deleted since the sender's access was checked
-                for i in indices:
-                    outcomes[i] = not_found()
-                continue
-            seqs.update(zip(indices, range(last - len(indices) + 1, last + 1), strict=True))
-        for i, (content, parent_id, source_id) in to_store:
-            if i in seqs:
-                user, room_id, data = requests[i]
-                messages[i] = Message(
-                    room_id=room_id,
-                    seq=seqs[i],
-                    author=user,
-                    content=content,
-                    client_msg_id=data.get("client_msg_id"),
-                    parent_id=parent_id,
-                    forwarded_from_id=source_id,
-                )
-        if not messages:
-            return messages
-        Message.objects.bulk_create(messages.values())
-        RoomEvent.objects.bulk_create(
-            RoomEvent(
-                room_id=m.room_id, seq=m.seq, event_type=eventlog.MESSAGE_CREATED, message_id=m.pk
-            )
-            for m in messages.values()
+    for i, (content, parent_id, source_id) in to_store:
+        user, room_id, data = requests[i]
+        message = Message(
+            room_id=room_id,
+            author=user,
+            content=content,
+            client_msg_id=data.get("client_msg_id"),
+            parent_id=parent_id,
+            forwarded_from_id=source_id,
         )
+        per_room.setdefault(room_id, {})[i] = message
+    if not per_room:
+        return {}
+    if one_statement.usable(len(per_room)):
+        ((room_id, messages),) = per_room.items()
+        if not one_statement.store(room_id, list(messages.values())):
+            messages = _refuse(messages, outcomes)
+    else:
+        messages = _store_with_orm(per_room, outcomes)
     for i, message in messages.items():
         outcomes[i] = _outcome(message, message.room_id, duplicate=False, reactions=())
     return messages
+
+
+def _store_with_orm(per_room, outcomes):
+    stored = {}
+    with transaction.atomic():
+        # Rooms in id order: concurrent batches lock room rows in the same order, no deadlock.
+        for room_id in sorted(per_room):
+            messages = per_room[room_id]
+            try:
+                last = eventlog.next_seq(room_id, len(messages))
+            except Room.DoesNotExist:
+                _refuse(messages, outcomes)
+                continue
+            for seq, message in enumerate(messages.values(), start=last - len(messages) + 1):
+                message.seq = seq
+            stored.update(messages)
+        if stored:
+            Message.objects.bulk_create(stored.values())
+            RoomEvent.objects.bulk_create(
+                RoomEvent(
+                    room_id=m.room_id,
+                    seq=m.seq,
+                    event_type=eventlog.MESSAGE_CREATED,
+                    message_id=m.pk,
+                )
+                for m in stored.values()
+            )
+    return stored
+
+
+def _refuse(messages, outcomes):
+    """The room was deleted since the senders' access was checked: 4004 for its messages."""
+    for i in messages:
+        outcomes[i] = not_found()
+    return {}
 
 
 def _originals(keys):
