@@ -5,10 +5,12 @@ Real threads with their own database connections, so the locks of the database i
 """
 
 import threading
+import time
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
+from chatserver.chat import eventlog
 from chatserver.chat.models import Membership, Message, Room, RoomEvent
 from chatserver.chat.protocol import ProtocolError
 from chatserver.chat.services import messages, rooms
@@ -77,6 +79,51 @@ def test_resends_with_one_client_msg_id_store_one_message(people):
     assert not [r for r in results if isinstance(r, Exception)], results
     assert len(set(results)) == 1
     assert Message.objects.filter(room_id=room_id).count() == 1
+
+
+def test_a_resend_racing_a_batch_is_answered_with_the_winner(people, monkeypatch):
+    """Another connection stores the same client_msg_id while a batch is being written: the
+    batch's INSERT fails on the unique constraint, each of its sends is retried alone, and the
+    resend gets the winner's message."""
+    alice, bob = people[0], people[1]
+    change = rooms.create_room(alice, {"type": "group", "name": "r", "members": [bob.pk]})
+    room_id = change.data["room_id"]
+    holding, winner = threading.Event(), {}
+
+    def store_and_hold():
+        # The rows another daemon's send writes, committed only after the batch has started.
+        try:
+            with transaction.atomic():
+                seq = eventlog.next_seq(room_id)
+                message = Message.objects.create(
+                    room_id=room_id, seq=seq, author=alice, content="w", client_msg_id="race"
+                )
+                eventlog.record(room_id, eventlog.MESSAGE_CREATED, message_id=message.pk, seq=seq)
+                winner["id"] = message.pk
+                holding.set()
+                time.sleep(1.0)  # the batch below is waiting on this transaction's locks
+        finally:
+            connection.close()
+
+    batches = []
+    real_batch = messages._send_batch
+    monkeypatch.setattr(messages, "_send_batch", lambda r: batches.append(r) or real_batch(r))
+    thread = threading.Thread(target=store_and_hold)
+    thread.start()
+    assert holding.wait(10)
+    outcomes = messages.send_messages(
+        [
+            (bob, room_id, {"content": "before"}),
+            (alice, room_id, {"content": "w", "client_msg_id": "race"}),
+            (bob, room_id, {"content": "after"}),
+        ]
+    )
+    thread.join(10)
+    assert [len(b) for b in batches] == [3, 1, 1, 1]  # failed together, retried alone
+    assert [o[1] for o in outcomes] == [False, True, False]
+    assert outcomes[1][0]["message"]["id"] == winner["id"]
+    assert [o[0]["seq"] for o in outcomes] == [3, 2, 4]  # no seq lost, none twice
+    assert Message.objects.filter(room_id=room_id).count() == 3
 
 
 def test_joins_never_exceed_the_member_limit(people):

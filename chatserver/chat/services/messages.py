@@ -49,9 +49,7 @@ def send_messages(requests):
         if len(requests) > 1:
             return [send_messages([request])[0] for request in requests]
         user, room_id, data = requests[0]
-        original = _originals([(user, data.get("client_msg_id"))]).get(
-            (user.pk, data.get("client_msg_id"))
-        )
+        original = _originals(requests).get((user.pk, data.get("client_msg_id")))
         if original is None:
             raise
         return [_outcome(original, room_id)]
@@ -59,11 +57,18 @@ def send_messages(requests):
 
 def _send_batch(requests):
     outcomes = [None] * len(requests)
-    originals = _originals([(user, data.get("client_msg_id")) for user, _, data in requests])
+    keys = [(user.pk, data.get("client_msg_id")) for user, _, data in requests]
+    # The one-statement path passes over stored client_msg_ids by itself, so the lookup runs
+    # afterwards for those alone; replies and forwards are validated first, so look up first.
+    rooms = {room_id for _, room_id, _ in requests}
+    look_up_late = one_statement.usable(len(rooms)) and not any(
+        _references(data) for _, _, data in requests
+    )
+    originals = {} if look_up_late else _originals(requests)
     first_of = {}  # (author, client_msg_id) -> index of the request that stores it
     to_store = []
     for i, (user, room_id, data) in enumerate(requests):
-        key = (user.pk, data.get("client_msg_id"))
+        key = keys[i]
         if key in originals:
             outcomes[i] = _outcome(originals[key], room_id)
         elif key[1] is not None and key in first_of:
@@ -78,18 +83,34 @@ def _send_batch(requests):
                 first_of[key] = i
             to_store.append((i, fields))
     stored = _store(requests, to_store, outcomes)
-    for i, (user, room_id, data) in enumerate(requests):
+    passed_over = [i for i, _ in to_store if outcomes[i] is None]
+    if passed_over:  # already stored (a resend), or the room is gone
+        originals.update(_originals([requests[i] for i in passed_over]))
+        for i in passed_over:
+            original = originals.get(keys[i])
+            outcomes[i] = not_found() if original is None else _outcome(original, requests[i][1])
+    for i, (_, room_id, _) in enumerate(requests):
         if outcomes[i] is None:  # a resend inside the batch: the first copy's message or error
-            first = first_of[(user.pk, data["client_msg_id"])]
+            first = first_of[keys[i]]
             if first in stored:
                 outcomes[i] = _outcome(stored[first], room_id, reactions=())
+            elif keys[i] in originals:
+                outcomes[i] = _outcome(originals[keys[i]], room_id)
             else:
                 outcomes[i] = outcomes[first]
     return outcomes
 
 
+def _references(data):
+    return data.get("parent_message_id") is not None or data.get("forwarded_from_id") is not None
+
+
 def _store(requests, to_store, outcomes):
-    """Insert the accepted messages and their log events; returns ``{index: Message}``."""
+    """Insert the accepted messages and their log events; returns ``{index: Message}``.
+
+    The one-statement path leaves the outcome of a message it did not store unset: its
+    client_msg_id was stored already, or its room is gone.
+    """
     per_room = {}
     for i, (content, parent_id, source_id) in to_store:
         user, room_id, data = requests[i]
@@ -106,8 +127,7 @@ def _store(requests, to_store, outcomes):
         return {}
     if one_statement.usable(len(per_room)):
         ((room_id, messages),) = per_room.items()
-        if not one_statement.store(room_id, list(messages.values())):
-            messages = _refuse(messages, outcomes)
+        messages = one_statement.store(room_id, messages)
     else:
         messages = _store_with_orm(per_room, outcomes)
     for i, message in messages.items():
@@ -150,9 +170,11 @@ def _refuse(messages, outcomes):
     return {}
 
 
-def _originals(keys):
-    """Stored messages for ``(user, client_msg_id)`` pairs, in one query (none without ids)."""
-    wanted = {(user.pk, cid) for user, cid in keys if cid is not None}
+def _originals(requests):
+    """Stored messages by ``(author id, client_msg_id)`` for the requests carrying an id, in one
+    query (none when no request carries one)."""
+    wanted = {(user.pk, data.get("client_msg_id")) for user, _, data in requests}
+    wanted = {key for key in wanted if key[1] is not None}
     if not wanted:
         return {}
     rows = (

@@ -2,7 +2,8 @@
 
 The ORM path makes five round trips per batch (BEGIN, the seq UPDATE, two bulk INSERTs,
 COMMIT), and on a busy machine each waits for the database process to get a CPU: in the
-bench that was most of a message's latency. A data-modifying WITH query takes the seqs,
+bench that was most of a message's latency, with the client_msg_id lookup one more. A
+data-modifying WITH query passes over resends of stored client_msg_ids, takes the seqs, and
 inserts the messages and their log events in one statement, which PostgreSQL runs atomically
 even in autocommit mode: one round trip, the same rows. Column lists come from the models, so
 a new field cannot be forgotten here.
@@ -27,35 +28,38 @@ def usable(room_count):
 
 
 def store(room_id, messages):
-    """Take ``len(messages)`` seqs of ``room_id`` and insert the unsaved ``messages`` (in that
-    order) with their ``message.dispatch`` log events; sets pk, seq and created_at on each.
+    """Store the unsaved ``messages`` (``{key: Message}``, in that order) with their
+    ``message.dispatch`` log events, taking the room's next seqs; returns the stored ones by key,
+    with pk, seq and created_at set.
 
-    Returns False, storing nothing, when the room does not exist. Raises IntegrityError like
-    bulk_create (a savepoint keeps an enclosing transaction usable).
+    A message whose (author, client_msg_id) is stored already is passed over (a resend), and
+    nothing is stored when the room does not exist. Raises IntegrityError like bulk_create
+    when a resend races in (a savepoint keeps an enclosing transaction usable).
     """
     now = timezone.now()
-    for message in messages:
+    keys = list(messages)
+    batch = [messages[key] for key in keys]
+    for message in batch:
         message.created_at = now
-    message_fields = _fields(Message, skip=("seq",))
-    event_fields = _fields(RoomEvent, skip=("room", "seq", "message_id"))
-    sql, params = _statement(room_id, messages, message_fields, event_fields, now)
+    sql, params = _statement(room_id, batch, now)
     guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
     with guard, connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    if not rows:
-        return False
-    for message, (pk, seq) in zip(messages, rows, strict=True):
+    stored = {}
+    for rank, pk, seq in rows:
+        message = batch[rank - 1]
         message.pk, message.seq = pk, seq
         message._state.adding = False
-    return True
+        stored[keys[rank - 1]] = message
+    return stored
 
 
 def _fields(model, skip):
     return [f for f in model._meta.concrete_fields if not f.primary_key and f.name not in skip]
 
 
-def _statement(room_id, messages, message_fields, event_fields, now):
+def _statement(room_id, messages, now):
     quote = connection.ops.quote_name
 
     def column(model, name):
@@ -64,38 +68,48 @@ def _statement(room_id, messages, message_fields, event_fields, now):
     def cast(field):
         return f"%s::{field.cast_db_type(connection)}"
 
+    message_fields = _fields(Message, skip=("seq",))
+    event_fields = _fields(RoomEvent, skip=("room", "seq", "message_id"))
+    names = [f"c{i}" for i in range(len(message_fields))]
+    author, client_msg_id = (
+        names[message_fields.index(Message._meta.get_field(name))]
+        for name in ("author", "client_msg_id")
+    )
     room_table, last_seq = quote(Room._meta.db_table), column(Room, "last_seq")
-    message_columns = [quote(f.column) for f in message_fields]
+    message_table = quote(Message._meta.db_table)
     row = "(%s::bigint, " + ", ".join(cast(f) for f in message_fields) + ")"
-    names = ["rank"] + [f"c{i}" for i in range(len(message_fields))]
-    event = RoomEvent(event_type=MESSAGE_CREATED)
-    event.created_at = now
-    event_columns = [quote(f.column) for f in event_fields]
     sql = (
-        f"WITH bumped AS ("
-        f" UPDATE {room_table} SET {last_seq} = {last_seq} + %s,"
+        f"WITH batch (rank, {', '.join(names)}) AS (VALUES {', '.join([row] * len(messages))}),"
+        # Resends of stored client_msg_ids are passed over; the others are numbered in order.
+        f" fresh AS (SELECT batch.*, row_number() OVER (ORDER BY batch.rank) AS n FROM batch"
+        f" WHERE batch.{client_msg_id} IS NULL OR NOT EXISTS (SELECT 1 FROM {message_table} old"
+        f" WHERE old.{column(Message, 'author')} = batch.{author}"
+        f" AND old.{column(Message, 'client_msg_id')} = batch.{client_msg_id})),"
+        f" bumped AS (UPDATE {room_table}"
+        f" SET {last_seq} = {last_seq} + (SELECT count(*) FROM fresh),"
         f" {column(Room, 'last_event_at')} = %s"
-        f" WHERE {column(Room, 'id')} = %s RETURNING {last_seq} - %s AS base),"
-        f" batch ({', '.join(names)}) AS (VALUES {', '.join([row] * len(messages))}),"
-        f" stored AS ("
-        f" INSERT INTO {quote(Message._meta.db_table)} ({', '.join(message_columns)},"
-        f" {column(Message, 'seq')})"
-        f" SELECT {', '.join(f'batch.{n}' for n in names[1:])}, bumped.base + batch.rank"
-        f" FROM bumped CROSS JOIN batch"
+        f" WHERE {column(Room, 'id')} = %s AND EXISTS (SELECT 1 FROM fresh)"
+        f" RETURNING {last_seq} - (SELECT count(*) FROM fresh) AS base),"
+        f" stored AS (INSERT INTO {message_table}"
+        f" ({', '.join(quote(f.column) for f in message_fields)}, {column(Message, 'seq')})"
+        f" SELECT {', '.join(f'fresh.{n}' for n in names)}, bumped.base + fresh.n"
+        f" FROM bumped CROSS JOIN fresh"
         f" RETURNING {column(Message, 'id')} AS id, {column(Message, 'seq')} AS seq),"
-        f" logged AS ("
-        f" INSERT INTO {quote(RoomEvent._meta.db_table)} ({', '.join(event_columns)},"
-        f" {column(RoomEvent, 'room')}, {column(RoomEvent, 'seq')},"
-        f" {column(RoomEvent, 'message_id')})"
+        f" logged AS (INSERT INTO {quote(RoomEvent._meta.db_table)}"
+        f" ({', '.join(quote(f.column) for f in event_fields)}, {column(RoomEvent, 'room')},"
+        f" {column(RoomEvent, 'seq')}, {column(RoomEvent, 'message_id')})"
         f" SELECT {', '.join(cast(f) for f in event_fields)}, %s, stored.seq, stored.id"
         f" FROM stored)"
-        f" SELECT id, seq FROM stored ORDER BY seq"
+        f" SELECT fresh.rank, stored.id, stored.seq FROM stored"
+        f" JOIN bumped ON true JOIN fresh ON stored.seq = bumped.base + fresh.n"
+        f" ORDER BY stored.seq"
     )
-    count = len(messages)
-    params = [count, connection.ops.adapt_datetimefield_value(now), room_id, count]
+    params = []
     for rank, message in enumerate(messages, start=1):
         params.append(rank)
         params.extend(_db_value(f, message) for f in message_fields)
+    params += [connection.ops.adapt_datetimefield_value(now), room_id]
+    event = RoomEvent(event_type=MESSAGE_CREATED, created_at=now)
     params.extend(_db_value(f, event) for f in event_fields)
     params.append(room_id)
     return sql, params
