@@ -2,11 +2,13 @@
 
 Frames are encoded once by the sender and carried as text; each consumer only writes the text
 to its socket. ``origin`` names the connection that made the request: it already got its reply
-directly, so it skips the broadcast copy. Every group message names its ``group``: each process
-receives it once and hands it to its local members (see localgroups.py).
+directly, so it skips the broadcast copy. Every group message names its ``group`` and goes out
+through the process's local groups: this process's members get it at once, every other process
+once through the layer, and each hands it to its local members (see localgroups.py).
 """
 
-ROOM_EVENT = "room.event"  # written by LocalGroups after ChatConsumer.wants_room_frame
+from .localgroups import ROOM_EVENT, local_groups
+
 MEMBERSHIP_CHANGED = "membership.changed"  # ChatConsumer.membership_changed
 USER_EVENT = "user.event"  # ChatConsumer.user_event
 
@@ -29,8 +31,7 @@ async def to_room(layer, room_id, text, origin=None, invalidate=False, skip_user
     ``skip_user`` keeps the frame from one user's connections (typing indicators).
     """
     group = room_group(room_id)
-    await layer.group_send(
-        group,
+    await local_groups(layer).publish(
         {
             "type": ROOM_EVENT,
             "group": group,
@@ -39,7 +40,7 @@ async def to_room(layer, room_id, text, origin=None, invalidate=False, skip_user
             "origin": origin,
             "invalidate": invalidate,
             "skip_user": skip_user,
-        },
+        }
     )
 
 
@@ -52,11 +53,11 @@ async def membership_changed(layer, user_ids, room_id, state, text=None, origin=
         "text": text,
         "origin": origin,
     }
+    groups = local_groups(layer)
     for user_id in user_ids:
-        group = user_group(user_id)
-        await layer.group_send(group, dict(message, group=group))
+        await groups.publish(dict(message, group=user_group(user_id)))
 
 
 async def to_user(layer, user_id, text):
     group = user_group(user_id)
-    await layer.group_send(group, {"type": USER_EVENT, "group": group, "text": text})
+    await local_groups(layer).publish({"type": USER_EVENT, "group": group, "text": text})

@@ -15,18 +15,19 @@ missed frames meanwhile sees a ``seq`` gap and resumes.
 
 import asyncio
 import logging
+import uuid
 from collections import defaultdict
-
-from .fanout import ROOM_EVENT
 
 logger = logging.getLogger(__name__)
 
 DIRECT_SENDER = "chatserver.direct_sender"  # ASGI scope extension set by the daemon
+ROOM_EVENT = "room.event"  # a pre-encoded room frame, written after ChatConsumer.wants_room_frame
 
 
 class LocalGroups:
     def __init__(self, layer, refresh_interval=30.0, max_concurrent_ops=32):
         self.layer = layer
+        self.id = uuid.uuid4().hex  # marks what this process publishes (see publish)
         # The loop it serves; holding it also keeps the loop's id from being reused by another
         # loop while this object sits in the registry (keyed by ids).
         self.loop = asyncio.get_running_loop()
@@ -106,10 +107,28 @@ class LocalGroups:
                 backoff = min(backoff * 2, 5.0)
                 continue
             backoff = 0.1
+            if message.get("publisher") == self.id:
+                continue  # published here: the local members have it already
             try:
                 await self.deliver(message)
             except Exception:
                 logger.exception("local groups: delivering %s failed", message.get("type"))
+
+    async def publish(self, message):
+        """Send a group message: to this process's members at once, to the other processes
+        through the layer.
+
+        A process's own members never wait for the round trip through Redis (with one daemon
+        per machine, that is every member), and they get what one request publishes in the
+        order it publishes (a membership change, then the room frame that follows it); the copy
+        the layer brings back is skipped.
+        """
+        message["publisher"] = self.id
+        try:
+            await self.deliver(message)
+        except Exception:
+            logger.exception("local groups: delivering %s failed", message.get("type"))
+        await self.layer.group_send(message["group"], message)
 
     async def deliver(self, message):
         """Hand one group message to the local members of its group."""

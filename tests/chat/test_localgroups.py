@@ -189,3 +189,72 @@ async def test_a_join_during_the_last_leave_keeps_the_subscription():
     await layer.group_send("room.1", room_message("still subscribed"))
     await wait_for(lambda: joining.sent)
     await groups.close()
+
+
+class HeldLayer(InMemoryChannelLayer):
+    """Holds every group_send until released: shows what is delivered before the layer acts."""
+
+    def __init__(self):
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def group_send(self, group, message):
+        await self.release.wait()
+        await super().group_send(group, message)
+
+
+async def test_publish_reaches_local_members_before_the_layer_and_only_once():
+    layer = HeldLayer()
+    groups = LocalGroups(layer)
+    member, other_room = Member("a"), Member("b", room_id=2)
+    await groups.add("room.1", member)
+    await groups.add("room.2", other_room)
+    publishing = asyncio.ensure_future(groups.publish(room_message("now")))
+    await wait_for(lambda: member.sent)
+    assert member.sent == ["now"] and not publishing.done()  # the layer has not sent it yet
+    layer.release.set()
+    await publishing
+    await layer.group_send("room.1", room_message("later"))  # arrives after the layer's copy
+    await wait_for(lambda: len(member.sent) == 2)
+    assert member.sent == ["now", "later"]  # the copy the layer brought back was skipped
+    assert other_room.sent == []
+    await groups.close()
+
+
+@pytest.mark.timeout(60)
+async def test_publish_reaches_the_other_processes_through_redis(redis_url):
+    hosts = [{"address": redis_url, "socket_timeout": None}]
+    layers = [RedisPubSubChannelLayer(hosts=hosts) for _ in range(2)]
+    processes = [LocalGroups(layer) for layer in layers]
+    members = [Member("here"), Member("there")]
+    for groups, member in zip(processes, members, strict=True):
+        await groups.add("room.1", member)
+    await processes[0].publish(room_message("hello"))
+    await wait_for(lambda: members[1].sent)
+    await asyncio.sleep(0.2)  # time for a duplicate to show up, if one were coming
+    assert [m.sent for m in members] == [["hello"], ["hello"]]
+    for groups, layer in zip(processes, layers, strict=True):
+        await groups.close()
+        await layer.flush()
+
+
+async def test_publish_hands_other_messages_to_local_handlers_in_publish_order():
+    """A membership change and the room frame after it reach a local member in that order, as
+    a new member and the first message sent right after the room was created do."""
+    layer = HeldLayer()
+    groups = LocalGroups(layer)
+    member = Member("a")
+    await groups.add("user.7", member)
+    await groups.add("room.1", member)
+    publishing = asyncio.ensure_future(
+        groups.publish({"type": "user.event", "group": "user.7", "text": "joined"})
+    )
+    await wait_for(lambda: member.user_events)
+    assert not publishing.done()
+    layer.release.set()
+    await publishing
+    await groups.publish(room_message("first message"))
+    assert (member.user_events, member.sent) == (["joined"], ["first message"])
+    await asyncio.sleep(0.05)  # the layer's copies come back and are skipped
+    assert (member.user_events, member.sent) == (["joined"], ["first message"])
+    await groups.close()
