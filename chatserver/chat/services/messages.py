@@ -167,7 +167,6 @@ def _refuse(messages, outcomes):
     """The room was deleted since the senders' access was checked: 4004 for its messages."""
     for i in messages:
         outcomes[i] = not_found()
-    return {}
 
 
 def _originals(requests):

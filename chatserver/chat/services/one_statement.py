@@ -10,6 +10,7 @@ a new field cannot be forgotten here.
 """
 
 from contextlib import nullcontext
+from functools import cache, lru_cache
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -55,11 +56,32 @@ def store(room_id, messages):
     return stored
 
 
-def _fields(model, skip):
-    return [f for f in model._meta.concrete_fields if not f.primary_key and f.name not in skip]
+@cache
+def _fields():
+    """The columns written: every concrete field but the primary key and what SQL computes."""
+
+    def written(model, skip):
+        return [f for f in model._meta.concrete_fields if not f.primary_key and f.name not in skip]
+
+    return written(Message, ("seq",)), written(RoomEvent, ("room", "seq", "message_id"))
 
 
 def _statement(room_id, messages, now):
+    message_fields, event_fields = _fields()
+    params = []
+    for rank, message in enumerate(messages, start=1):
+        params.append(rank)
+        params.extend(_db_value(f, message) for f in message_fields)
+    params += [connection.ops.adapt_datetimefield_value(now), room_id]
+    event = RoomEvent(event_type=MESSAGE_CREATED, created_at=now)
+    params.extend(_db_value(f, event) for f in event_fields)
+    params.append(room_id)
+    return _sql(len(messages)), params
+
+
+@lru_cache(maxsize=128)  # the Batcher sends at most 100 messages at a time
+def _sql(count):
+    """The statement for a batch of ``count`` messages (built once per size: a hot path)."""
     quote = connection.ops.quote_name
 
     def column(model, name):
@@ -68,8 +90,7 @@ def _statement(room_id, messages, now):
     def cast(field):
         return f"%s::{field.cast_db_type(connection)}"
 
-    message_fields = _fields(Message, skip=("seq",))
-    event_fields = _fields(RoomEvent, skip=("room", "seq", "message_id"))
+    message_fields, event_fields = _fields()
     names = [f"c{i}" for i in range(len(message_fields))]
     author, client_msg_id = (
         names[message_fields.index(Message._meta.get_field(name))]
@@ -78,8 +99,8 @@ def _statement(room_id, messages, now):
     room_table, last_seq = quote(Room._meta.db_table), column(Room, "last_seq")
     message_table = quote(Message._meta.db_table)
     row = "(%s::bigint, " + ", ".join(cast(f) for f in message_fields) + ")"
-    sql = (
-        f"WITH batch (rank, {', '.join(names)}) AS (VALUES {', '.join([row] * len(messages))}),"
+    return (
+        f"WITH batch (rank, {', '.join(names)}) AS (VALUES {', '.join([row] * count)}),"
         # Resends of stored client_msg_ids are passed over; the others are numbered in order.
         f" fresh AS (SELECT batch.*, row_number() OVER (ORDER BY batch.rank) AS n FROM batch"
         f" WHERE batch.{client_msg_id} IS NULL OR NOT EXISTS (SELECT 1 FROM {message_table} old"
@@ -104,15 +125,6 @@ def _statement(room_id, messages, now):
         f" JOIN bumped ON true JOIN fresh ON stored.seq = bumped.base + fresh.n"
         f" ORDER BY stored.seq"
     )
-    params = []
-    for rank, message in enumerate(messages, start=1):
-        params.append(rank)
-        params.extend(_db_value(f, message) for f in message_fields)
-    params += [connection.ops.adapt_datetimefield_value(now), room_id]
-    event = RoomEvent(event_type=MESSAGE_CREATED, created_at=now)
-    params.extend(_db_value(f, event) for f in event_fields)
-    params.append(room_id)
-    return sql, params
 
 
 def _db_value(field, obj):
