@@ -16,12 +16,13 @@ from daphne.http_protocol import HTTPFactory
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from twisted.application import service
-from twisted.internet import defer, task, tcp
+from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from chatserver.chat.localgroups import DIRECT_SENDER, close_all
 
 from .aio import as_deferred
+from .direct_send import DirectFrames, DirectSender, EndOfPassWrites
 from .listening import ListeningService
 
 log = Logger()
@@ -48,8 +49,9 @@ def log_action(protocol, action, details):
         access_log.info("%s WebSocket %s %s", client, action, details.get("path"))
 
 
-class ChatWebSocketProtocol(WebSocketProtocol):
-    """Daphne's WebSocket protocol, able to close with any valid code.
+class ChatWebSocketProtocol(DirectFrames, WebSocketProtocol):
+    """Daphne's WebSocket protocol, able to close with any valid code and to take room frames
+    from a DirectSender (see direct_send.py).
 
     Autobahn's ``sendClose`` accepts only 1000 and 3000-4999, so an application closing with
     1009 (frame too big) or 1001 would raise inside Daphne and the client would see 1006.
@@ -63,59 +65,6 @@ class ChatWebSocketProtocol(WebSocketProtocol):
             self.sendCloseFrame(code=code, isReply=False)
 
 
-class DirectSender:
-    """Writes room frames straight to one WebSocket, bypassing the ASGI send path.
-
-    Offered to the application as the ``chatserver.direct_sender`` scope extension: the chat
-    application prepares a broadcast frame once per factory and sends the same bytes to every
-    local member (see chatserver.chat.localgroups).
-
-    When nothing is waiting in the transport's buffer the frame goes to the socket at once, as
-    asyncio's own transports do; only a remainder the kernel would not take is buffered. Going
-    through ``transport.write`` for every frame would register each socket for writability
-    with the reactor and unregister it after the write: two selector updates per delivered
-    frame, which measured as half of the daemon's fan-out time.
-    """
-
-    __slots__ = ("protocol", "factory")
-
-    def __init__(self, protocol):
-        self.protocol = protocol
-        self.factory = protocol.factory
-
-    def is_open(self):
-        return getattr(self.protocol, "state", None) == self.protocol.STATE_OPEN
-
-    def prepare(self, text):
-        return self.factory.prepareMessage(text.encode("utf-8"))
-
-    def send_prepared(self, prepared):
-        protocol = self.protocol
-        if protocol._perMessageCompress is not None and not prepared.doNotCompress:
-            protocol.sendPreparedMessage(prepared)  # compressed per connection by Autobahn
-            return
-        data = prepared.payloadHybi
-        transport = protocol.transport
-        if not protocol.send_queue and _idle_socket_transport(transport):
-            written = transport.writeSomeData(data)
-            if isinstance(written, int):  # else the connection is lost: let write() find out
-                if written == len(data):
-                    return
-                data = data[written:]
-        transport.write(data)
-
-
-def _idle_socket_transport(transport):
-    """A connected socket transport with nothing buffered, so a direct send keeps the order."""
-    return (
-        isinstance(transport, tcp.Connection)  # TCP and Unix sockets; not TLS wrappers
-        and transport.connected
-        and not transport.disconnecting
-        and not getattr(transport, "_tempDataLen", 1)
-        and len(transport.dataBuffer) == transport.offset
-    )
-
-
 def _as_class_attribute(value):
     # A function stored on a class would become a method; options are plain values/callables.
     return staticmethod(value) if inspect.isfunction(value) else value
@@ -126,6 +75,7 @@ class EmbeddedServer(Server):
 
     def build_factories(self):
         self.connections = {}
+        self.direct_writes = EndOfPassWrites()
         self.http_factory = HTTPFactory(self)
         # Twisted's own access log would repeat log_action's line for every request.
         self.http_factory.log = lambda request: None
@@ -152,7 +102,7 @@ class EmbeddedServer(Server):
     def create_application(self, protocol, scope):
         if isinstance(protocol, WebSocketProtocol):
             extensions = dict(scope.get("extensions") or {})
-            extensions[DIRECT_SENDER] = DirectSender(protocol)
+            extensions[DIRECT_SENDER] = DirectSender(protocol, self.direct_writes)
             scope = dict(scope, extensions=extensions)
         return super().create_application(protocol, scope)
 

@@ -6,7 +6,8 @@ from autobahn.websocket.protocol import PreparedMessage
 from twisted.internet import reactor
 
 from chatserver.chat.localgroups import DIRECT_SENDER
-from chatserver.daemon.daphne_service import DaphneService, DirectSender
+from chatserver.daemon.daphne_service import DaphneService
+from chatserver.daemon.direct_send import DirectSender
 
 
 def service(application):
@@ -35,7 +36,7 @@ async def test_websocket_scopes_carry_a_direct_sender_http_scopes_do_not():
 
 def test_prepared_frames_are_encoded_once_as_utf8_text():
     server = service(None).server
-    sender = DirectSender(server.ws_factory.buildProtocol(None))
+    sender = DirectSender(server.ws_factory.buildProtocol(None), server.direct_writes)
     prepared = sender.prepare('{"eventType":"message.dispatch","data":"héllo"}')
     assert isinstance(prepared, PreparedMessage) and not prepared.binary
     assert prepared.payload == '{"eventType":"message.dispatch","data":"héllo"}'.encode()
@@ -56,68 +57,6 @@ def test_close_codes_outside_autobahns_send_close_range_use_a_close_frame():
         ("frame", 1009, False),
         ("frame", 1001, False),
     ]
-
-
-class PreparedFrame:
-    doNotCompress = False
-
-    def __init__(self, data):
-        self.payloadHybi = data
-
-
-class OpenProtocol:
-    """The parts of Autobahn's protocol DirectSender reads."""
-
-    STATE_OPEN = 1
-    state = 1
-    _perMessageCompress = None
-
-    def __init__(self, transport):
-        self.transport = transport
-        self.factory = None
-        self.send_queue = []
-
-
-def socket_transport():
-    import socket
-
-    from twisted.internet import tcp
-
-    ours, peer = socket.socketpair()
-    ours.setblocking(False)
-    transport = tcp.Connection(ours, None, reactor)
-    transport.connected = 1
-    return transport, peer
-
-
-def buffered(transport):
-    return b"".join(transport._tempDataBuffer) + transport.dataBuffer[transport.offset :]
-
-
-def test_frames_go_straight_to_an_idle_socket():
-    transport, peer = socket_transport()
-    DirectSender(OpenProtocol(transport)).send_prepared(PreparedFrame(b"frame-1"))
-    assert peer.recv(100) == b"frame-1"
-    assert buffered(transport) == b""
-    transport.stopWriting()
-
-
-def test_frames_queue_behind_buffered_data_to_keep_the_order():
-    transport, peer = socket_transport()
-    transport.write(b"reply-first ")  # an ASGI reply still in Twisted's buffer
-    DirectSender(OpenProtocol(transport)).send_prepared(PreparedFrame(b"broadcast"))
-    assert buffered(transport) == b"reply-first broadcast"
-    transport.stopWriting()
-
-
-def test_what_the_kernel_does_not_take_is_buffered():
-    transport, peer = socket_transport()
-    big = bytes(range(256)) * 40_000  # 10 MB: more than a socket buffer holds
-    DirectSender(OpenProtocol(transport)).send_prepared(PreparedFrame(big))
-    rest = buffered(transport)
-    assert 0 < len(rest) < len(big)
-    assert big.endswith(rest)
-    transport.stopWriting()
 
 
 def test_protocol_class_carries_the_websocket_options():
