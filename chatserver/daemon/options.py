@@ -6,13 +6,22 @@ from twisted.python import usage
 
 DEVELOPMENT_SETTINGS = "chatserver.settings.development"
 PRODUCTION_SETTINGS = "chatserver.settings.production"
+# Twisted listens with a backlog of 50; after a restart every client reconnects at once, and
+# connections past the backlog fail (nginx: "Resource temporarily unavailable", a 502). The
+# kernel caps it at net.core.somaxconn.
+LISTEN_BACKLOG = 1024
 
 
 def unix_endpoint(path):
     """A Unix-socket endpoint string: mode 660 (Twisted's default is 666) and a lock file so a
     stale socket left by a crash is removed on start."""
     escaped = path.replace("\\", "\\\\").replace(":", "\\:")
-    return f"unix:{escaped}:mode=660:lockfile=1"
+    return f"unix:{escaped}:mode=660:lockfile=1:backlog={LISTEN_BACKLOG}"
+
+
+def tcp_endpoint(port, interface):
+    escaped = interface.replace(":", "\\:")
+    return f"tcp:{port}:interface={escaped}:backlog={LISTEN_BACKLOG}"
 
 
 def positive(kind, description):
@@ -128,11 +137,10 @@ class Options(usage.Options):
         if self["port"] is not None:
             if not 0 <= self["port"] <= 65535:
                 raise usage.UsageError(f"--port {self['port']} is not a TCP port number.")
-            interface = self["interface"].replace(":", "\\:")
-            endpoints.append(f"tcp:{self['port']}:interface={interface}")
+            endpoints.append(tcp_endpoint(self["port"], self["interface"]))
         endpoints.extend(self["endpoints"])
         if not endpoints:
-            endpoints.append("tcp:8000:interface=127.0.0.1")
+            endpoints.append(tcp_endpoint(8000, "127.0.0.1"))
         self["endpoints"] = endpoints
 
         if self["production"] and self["settings"]:
