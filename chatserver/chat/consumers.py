@@ -7,6 +7,7 @@ documented error frame; the socket stays open (only oversized frames close it, w
 
 import asyncio
 import logging
+from collections import deque
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
@@ -57,7 +58,8 @@ def connect_state_db(user, channel_name, with_notifications):
 class ChatConsumer(AsyncWebsocketConsumer):
     user = None
     direct_sender = None
-    pending = None  # the task answering this connection's last pipelined request
+    pending = None  # the task working through this connection's pipelined answers
+    answers = None  # deque of (frame, answer coroutine, text) still to answer, oldest first
 
     async def dispatch(self, message):
         """Route a message to its handler.
@@ -147,33 +149,42 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     def later(self, frame, answer, text_data=None):
         """Run the coroutine ``answer`` after the answers still pending on this connection,
-        its failure answered as in receive(); the consumer goes on reading frames meanwhile."""
-        self.pending = asyncio.ensure_future(
-            self._answer_in_turn(self.pending, answer, frame, text_data)
-        )
+        its failure answered as in receive(); the consumer goes on reading frames meanwhile.
+
+        One task per connection works through them in order: answers whose batch is stored
+        already run in the same pass of the loop, so their frames leave together.
+        """
+        if self.answers is None:
+            self.answers = deque()
+        self.answers.append((frame, answer, text_data))
+        if self.pending is None:
+            self.pending = asyncio.ensure_future(self._answer_pending())
 
     async def settle(self):
         """Wait until every pending answer of this connection has been sent."""
         while self.pending is not None:
-            last = self.pending
-            await asyncio.wait([last])
-            if self.pending is last:
-                self.pending = None
+            await asyncio.wait([self.pending])
 
-    async def _answer_in_turn(self, previous, answer, frame, text_data):
+    async def _answer_pending(self):
+        answers = self.answers
         try:
-            if previous is not None:
-                await asyncio.wait([previous])
-        except asyncio.CancelledError:
-            answer.close()
-            raise
-        try:
-            await answer
-        except Exception as error:  # noqa: BLE001 - answered with one error frame
-            await self.send_failure(error, frame, text_data)
+            while answers:
+                frame, answer, text_data = answers[0]
+                try:
+                    await answer
+                except Exception as error:  # noqa: BLE001 - answered with one error frame
+                    await self._answer_failure(error, frame, text_data)
+                answers.popleft()
         finally:
-            if self.pending is asyncio.current_task():
-                self.pending = None
+            self.pending = None
+            while answers:  # cancelled: close the answers that never ran
+                answers.popleft()[1].close()
+
+    async def _answer_failure(self, error, frame, text_data):
+        try:
+            await self.send_failure(error, frame, text_data)
+        except Exception:  # the socket is gone: nobody to tell; the next answer finds out too
+            logger.exception("Could not answer a failed %s", frame.event_type if frame else "frame")
 
     @staticmethod
     async def _raise(error):
@@ -198,6 +209,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if text_data is None or len(text_data) * 4 <= limit:  # UTF-8 is at most 4 bytes/char
             return False
         return len(text_data) > limit or len(text_data.encode("utf-8")) > limit
+
+    async def send(self, text_data=None, bytes_data=None, close=False):
+        """Write a text frame through the daemon's direct sender when there is one: it joins
+        the frames this socket gets in one loop pass into one write (daemon/direct_send.py)."""
+        sender = self.direct_sender
+        if text_data and bytes_data is None and not close and sender and sender.is_open():
+            sender.send_text(text_data)
+            return
+        await super().send(text_data, bytes_data, close)
 
     async def send_error(self, code, detail, frame=None, text_data=None):
         if frame is not None:

@@ -24,11 +24,13 @@ def user_group(user_id):
     return f"user.{user_id}"
 
 
-async def to_room(layer, room_id, text, origin=None, invalidate=False, skip_user=None):
+async def to_room(layer, room_id, text, origin=None, invalidate=False, skip_user=None, wait=True):
     """Broadcast a pre-encoded frame to every connection in a room.
 
     ``invalidate`` makes receivers drop their cached permissions for the room (lock changes);
-    ``skip_user`` keeps the frame from one user's connections (typing indicators).
+    ``skip_user`` keeps the frame from one user's connections (typing indicators). Without
+    ``wait`` the call returns once this process's members have the frame (see
+    LocalGroups.publish).
     """
     group = room_group(room_id)
     await local_groups(layer).publish(
@@ -40,7 +42,8 @@ async def to_room(layer, room_id, text, origin=None, invalidate=False, skip_user
             "origin": origin,
             "invalidate": invalidate,
             "skip_user": skip_user,
-        }
+        },
+        wait=wait,
     )
 
 

@@ -8,6 +8,10 @@ members itself. Room frames are written with the connection's direct sender when
 offers one (the daemon does: an Autobahn prepared frame, encoded once for every socket), else
 through the consumer's ordinary ``send``.
 
+Messages leave for the layer through one ordered outbox per process, so other processes get
+them in the order this one delivered them, and a request that does not need to know when the
+layer has them (a stored message's broadcast) does not wait a Redis round trip for it.
+
 Group memberships in the layer are re-asserted every ``refresh_interval`` seconds, so a Redis
 restart or the layer's group expiry cannot silently drop a live socket from a room; a client that
 missed frames meanwhile sees a ``seq`` gap and resumes.
@@ -16,7 +20,7 @@ missed frames meanwhile sees a ``seq`` gap and resumes.
 import asyncio
 import logging
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +29,7 @@ ROOM_EVENT = "room.event"  # a pre-encoded room frame, written after ChatConsume
 
 
 class LocalGroups:
-    def __init__(self, layer, refresh_interval=30.0, max_concurrent_ops=32):
+    def __init__(self, layer, refresh_interval=30.0, max_concurrent_ops=32, outbox_limit=1000):
         self.layer = layer
         self.id = uuid.uuid4().hex  # marks what this process publishes (see publish)
         # The loop it serves; holding it also keeps the loop's id from being reused by another
@@ -41,6 +45,9 @@ class LocalGroups:
         self._receiver = None
         self._refresher = None
         self._channel_ready = None
+        self._outbox = deque()  # (message, future of its layer send), oldest first
+        self._outbox_limit = outbox_limit
+        self._outbox_task = None
 
     # -- membership ----------------------------------------------------------------------
 
@@ -114,21 +121,61 @@ class LocalGroups:
             except Exception:
                 logger.exception("local groups: delivering %s failed", message.get("type"))
 
-    async def publish(self, message):
+    async def publish(self, message, wait=True):
         """Send a group message: to this process's members at once, to the other processes
-        through the layer.
+        through the layer, in publish order.
 
         A process's own members never wait for the round trip through Redis (with one daemon
         per machine, that is every member), and they get what one request publishes in the
         order it publishes (a membership change, then the room frame that follows it); the copy
-        the layer brings back is skipped.
+        the layer brings back is skipped. With ``wait`` the call returns once the layer has the
+        message and raises its failure; without, it returns after the local delivery (a failure
+        is logged) unless the outbox is full, which makes the caller wait its turn.
         """
         message["publisher"] = self.id
         try:
             await self.deliver(message)
         except Exception:
             logger.exception("local groups: delivering %s failed", message.get("type"))
-        await self.layer.group_send(message["group"], message)
+        sent = self._send_in_order(message)
+        if wait:
+            await sent
+            return
+        sent.add_done_callback(_log_failure)
+        if len(self._outbox) > self._outbox_limit:
+            await asyncio.wait([sent])
+
+    def _send_in_order(self, message):
+        sent = self.loop.create_future()
+        self._outbox.append((message, sent))
+        if self._outbox_task is None:
+            self._outbox_task = asyncio.ensure_future(self._send_outbox())
+        return sent
+
+    async def _send_outbox(self):
+        """Hand queued messages to the layer one after the other (one Redis connection keeps
+        their order)."""
+        try:
+            while self._outbox:
+                message, sent = self._outbox[0]
+                try:
+                    await self.layer.group_send(message["group"], message)
+                except Exception as error:  # noqa: BLE001 - the waiter or the log gets it
+                    outcome = error
+                else:
+                    outcome = None
+                self._outbox.popleft()
+                if sent.done():  # its waiter was cancelled
+                    continue
+                if outcome is None:
+                    sent.set_result(None)
+                else:
+                    sent.set_exception(outcome)
+        finally:
+            self._outbox_task = None
+            if not self.loop.is_closed():  # cancelled: no waiter may hang on a stopped outbox
+                while self._outbox:
+                    self._outbox.popleft()[1].cancel()
 
     async def deliver(self, message):
         """Hand one group message to the local members of its group."""
@@ -179,8 +226,17 @@ class LocalGroups:
             async with self._ops:
                 await self.layer.group_add(group, self.channel)
 
-    async def close(self):
-        """Stop receiving and leave every group (the daemon calls this on shutdown)."""
+    async def close(self, drain_timeout=5.0):
+        """Send what the outbox holds, stop receiving and leave every group (the daemon calls
+        this on shutdown)."""
+        outbox_task = self._outbox_task
+        if outbox_task is not None:
+            await asyncio.wait([outbox_task], timeout=drain_timeout)
+            outbox_task.cancel()
+            try:
+                await outbox_task
+            except (asyncio.CancelledError, Exception):
+                pass
         for task in (self._receiver, self._refresher):
             if task is not None:
                 task.cancel()
@@ -199,6 +255,16 @@ class LocalGroups:
         self._subscribed.clear()
         self.members.clear()
         self._receiver = self._refresher = None
+
+
+def _log_failure(sent):
+    """Nobody waits for this layer send: log its failure."""
+    if not sent.cancelled() and sent.exception() is not None:
+        error = sent.exception()
+        logger.error(
+            "local groups: publishing to the layer failed",
+            exc_info=(type(error), error, error.__traceback__),
+        )
 
 
 _registry = {}

@@ -2,7 +2,8 @@
 
 The daemon offers every WebSocket application a ``DirectSender`` (the
 ``chatserver.direct_sender`` scope extension): the chat application prepares a broadcast frame
-once and hands the same bytes to every local member, bypassing the ASGI send path.
+once and hands the same bytes to every local member, and writes its replies, bypassing the ASGI
+send path.
 
 A busy room makes the write system call the main cost of a broadcast: one ``send`` per member
 per message. Frames given to a socket during one pass of the event loop are therefore queued on
@@ -35,6 +36,10 @@ class DirectSender:
 
     def prepare(self, text):
         return self.factory.prepareMessage(text.encode("utf-8"))
+
+    def send_text(self, text):
+        """One frame for this socket alone (a reply), queued with its room frames."""
+        self.send_prepared(self.prepare(text))
 
     def send_prepared(self, prepared):
         protocol = self.protocol

@@ -258,3 +258,79 @@ async def test_publish_hands_other_messages_to_local_handlers_in_publish_order()
     await asyncio.sleep(0.05)  # the layer's copies come back and are skipped
     assert (member.user_events, member.sent) == (["joined"], ["first message"])
     await groups.close()
+
+
+class RecordingLayer(InMemoryChannelLayer):
+    """Records the texts the layer was given, in order; the first one takes longest."""
+
+    def __init__(self, fail=()):
+        super().__init__()
+        self.texts = []
+        self.fail = set(fail)
+
+    async def group_send(self, group, message):
+        await asyncio.sleep(0.05 if not self.texts else 0)
+        if message["text"] in self.fail:
+            raise ConnectionError("redis is gone")
+        self.texts.append(message["text"])
+        await super().group_send(group, message)
+
+
+async def test_publish_without_wait_returns_after_the_local_delivery():
+    layer = HeldLayer()
+    groups = LocalGroups(layer)
+    member = Member("a")
+    await groups.add("room.1", member)
+    await groups.publish(room_message("one"), wait=False)  # the layer still holds it
+    assert member.sent == ["one"]
+    layer.release.set()
+    await groups.close()
+
+
+async def test_the_layer_gets_messages_in_publish_order():
+    layer = RecordingLayer()
+    groups = LocalGroups(layer)
+    await groups.add("room.1", Member("a"))
+    for text in ("one", "two", "three"):
+        await groups.publish(room_message(text), wait=False)
+    await wait_for(lambda: len(layer.texts) == 3)
+    assert layer.texts == ["one", "two", "three"]  # "one" was slowest, and still went first
+    await groups.close()
+
+
+async def test_a_layer_failure_is_raised_to_a_waiting_publisher_and_logged_for_the_others(caplog):
+    layer = RecordingLayer(fail={"lost", "refused"})
+    groups = LocalGroups(layer)
+    member = Member("a")
+    await groups.add("room.1", member)
+    await groups.publish(room_message("lost"), wait=False)
+    with pytest.raises(ConnectionError):
+        await groups.publish(room_message("refused"))
+    await groups.publish(room_message("after"))
+    assert member.sent == ["lost", "refused", "after"]  # local members got every one
+    assert layer.texts == ["after"]
+    assert "publishing to the layer failed" in caplog.text
+    await groups.close()
+
+
+async def test_a_full_outbox_makes_the_publisher_wait_its_turn():
+    layer = HeldLayer()
+    groups = LocalGroups(layer, outbox_limit=1)
+    await groups.add("room.1", Member("a"))
+    await groups.publish(room_message("first"), wait=False)
+    second = asyncio.ensure_future(groups.publish(room_message("second"), wait=False))
+    await asyncio.sleep(0.05)
+    assert not second.done()
+    layer.release.set()
+    await asyncio.wait_for(second, 2)
+    await groups.close()
+
+
+async def test_close_sends_what_the_outbox_holds():
+    layer = RecordingLayer()
+    groups = LocalGroups(layer)
+    await groups.add("room.1", Member("a"))
+    await groups.publish(room_message("last words"), wait=False)
+    assert layer.texts == []
+    await groups.close()
+    assert layer.texts == ["last words"]

@@ -38,7 +38,9 @@ async def _answer_send(conn, frame, room_id, stored):
         return
     text = encode_event(eventlog.MESSAGE_CREATED, payload)
     await conn.respond(frame, text)
-    await fanout.to_room(conn.channel_layer, room_id, text, origin=conn.channel_name)
+    # The next answer on this connection need not wait for Redis: the process's outbox sends
+    # to the layer in order, and a member elsewhere who misses a frame sees the seq gap.
+    await fanout.to_room(conn.channel_layer, room_id, text, origin=conn.channel_name, wait=False)
 
 
 async def _message_access(conn, message_id):
