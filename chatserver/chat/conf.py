@@ -17,6 +17,9 @@ DEFAULTS = {
     # Seconds between re-assertions of this process's group memberships in the channel layer,
     # so a Redis restart or the layer's group expiry never silently stops broadcasts.
     "GROUP_REFRESH_INTERVAL": 30,
+    # message.sends one connection may have stored ahead of their answers; past it the
+    # consumer waits for them before it reads the next frame.
+    "MAX_PIPELINED_SENDS": 100,
     "MAX_MESSAGE_LENGTH": 4000,
     "MAX_NAME_LENGTH": 100,
     "MAX_DESCRIPTION_LENGTH": 500,

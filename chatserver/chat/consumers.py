@@ -140,6 +140,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 raise ProtocolError(ERROR_RATE_LIMITED, f"Too many {event.rate_class} events.")
             if event.name not in PIPELINED:
                 await self.settle()
+            elif self.answers and len(self.answers) >= option("MAX_PIPELINED_SENDS"):
+                await self.settle()  # a flood of sends waits here, not in memory
             await HANDLERS[event.name](self, frame, event.clean(frame.data))
         except Exception as error:  # noqa: BLE001 - answered with one error frame
             if self.pending is None:

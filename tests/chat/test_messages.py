@@ -274,3 +274,27 @@ async def test_messages_of_a_socket_that_closed_still_reach_the_room(connect, us
     ]
     await a.communicator.wait(2)  # the consumer ended after its answers went out
     assert await Message.objects.filter(room_id=room_id).acount() == 3
+
+
+def queued_sends():
+    from chatserver.chat.handlers.messages import store_messages
+
+    return store_messages._loops[asyncio.get_running_loop()].items
+
+
+async def test_a_flood_of_sends_waits_for_answers_past_the_pipeline_limit(
+    connect, users, gated_store, chat_options
+):
+    chat_options(MAX_PIPELINED_SENDS=2)
+    gate, sizes, queued = gated_store
+    room_id, a, (b,) = await setup_room(connect, users, users.bob)
+    for i in range(5):
+        await a.send("message.send", {"room_id": room_id, "content": f"m{i}"}, f"s{i}")
+    await queued(1)  # the first batch is held, one send waits behind it ...
+    await asyncio.sleep(0.1)
+    assert sizes == [1]  # ... and the consumer reads no further frame meanwhile
+    assert len(queued_sends()) == 1
+    gate.set()
+    answers = [await a.recv() for _ in range(5)]
+    assert [f["request_id"] for f in answers] == [f"s{i}" for i in range(5)]
+    assert [f["data"]["seq"] for f in answers] == [2, 3, 4, 5, 6]
