@@ -8,9 +8,10 @@ members itself. Room frames are written with the connection's direct sender when
 offers one (the daemon does: an Autobahn prepared frame, encoded once for every socket), else
 through the consumer's ordinary ``send``.
 
-Messages leave for the layer through one ordered outbox per process, so other processes get
-them in the order this one delivered them, and a request that does not need to know when the
-layer has them (a stored message's broadcast) does not wait a Redis round trip for it.
+Messages leave for the layer through an outbox per group, so other processes get a room's
+messages in the order this one delivered them (groups do not wait for each other), and a request
+that does not need to know when the layer has them (a stored message's broadcast) does not wait
+a Redis round trip for it.
 
 Group memberships in the layer are re-asserted every ``refresh_interval`` seconds, so a Redis
 restart or the layer's group expiry cannot silently drop a live socket from a room; a client that
@@ -45,9 +46,10 @@ class LocalGroups:
         self._receiver = None
         self._refresher = None
         self._channel_ready = None
-        self._outbox = deque()  # (message, future of its layer send), oldest first
+        self._outboxes = {}  # group -> deque of (message, future of its layer send), oldest first
+        self._outbox_tasks = set()
+        self._queued = 0  # messages in all outboxes
         self._outbox_limit = outbox_limit
-        self._outbox_task = None
 
     # -- membership ----------------------------------------------------------------------
 
@@ -142,29 +144,36 @@ class LocalGroups:
             await sent
             return
         sent.add_done_callback(_log_failure)
-        if len(self._outbox) > self._outbox_limit:
+        if self._queued > self._outbox_limit:
             await asyncio.wait([sent])
 
     def _send_in_order(self, message):
+        group = message["group"]
+        outbox = self._outboxes.get(group)
+        if outbox is None:
+            outbox = self._outboxes[group] = deque()
+            task = asyncio.ensure_future(self._send_outbox(group, outbox))
+            self._outbox_tasks.add(task)
+            task.add_done_callback(self._outbox_tasks.discard)
         sent = self.loop.create_future()
-        self._outbox.append((message, sent))
-        if self._outbox_task is None:
-            self._outbox_task = asyncio.ensure_future(self._send_outbox())
+        outbox.append((message, sent))
+        self._queued += 1
         return sent
 
-    async def _send_outbox(self):
-        """Hand queued messages to the layer one after the other (one Redis connection keeps
-        their order)."""
+    async def _send_outbox(self, group, outbox):
+        """Hand a group's queued messages to the layer one after the other: each send is
+        complete before the next starts, so no two can overtake each other in Redis."""
         try:
-            while self._outbox:
-                message, sent = self._outbox[0]
+            while outbox:
+                message, sent = outbox[0]
                 try:
-                    await self.layer.group_send(message["group"], message)
+                    await self.layer.group_send(group, message)
                 except Exception as error:  # noqa: BLE001 - the waiter or the log gets it
                     outcome = error
                 else:
                     outcome = None
-                self._outbox.popleft()
+                outbox.popleft()
+                self._queued -= 1
                 if sent.done():  # its waiter was cancelled
                     continue
                 if outcome is None:
@@ -172,10 +181,12 @@ class LocalGroups:
                 else:
                     sent.set_exception(outcome)
         finally:
-            self._outbox_task = None
+            if self._outboxes.get(group) is outbox:
+                del self._outboxes[group]
             if not self.loop.is_closed():  # cancelled: no waiter may hang on a stopped outbox
-                while self._outbox:
-                    self._outbox.popleft()[1].cancel()
+                while outbox:
+                    outbox.popleft()[1].cancel()
+                    self._queued -= 1
 
     async def deliver(self, message):
         """Hand one group message to the local members of its group."""
@@ -229,14 +240,12 @@ class LocalGroups:
     async def close(self, drain_timeout=5.0):
         """Send what the outbox holds, stop receiving and leave every group (the daemon calls
         this on shutdown)."""
-        outbox_task = self._outbox_task
-        if outbox_task is not None:
-            await asyncio.wait([outbox_task], timeout=drain_timeout)
-            outbox_task.cancel()
-            try:
-                await outbox_task
-            except (asyncio.CancelledError, Exception):
-                pass
+        outbox_tasks = list(self._outbox_tasks)
+        if outbox_tasks:
+            await asyncio.wait(outbox_tasks, timeout=drain_timeout)
+            for task in outbox_tasks:
+                task.cancel()
+            await asyncio.gather(*outbox_tasks, return_exceptions=True)
         for task in (self._receiver, self._refresher):
             if task is not None:
                 task.cancel()

@@ -261,15 +261,19 @@ async def test_publish_hands_other_messages_to_local_handlers_in_publish_order()
 
 
 class RecordingLayer(InMemoryChannelLayer):
-    """Records the texts the layer was given, in order; the first one takes longest."""
+    """Records the texts the layer was given, in order; the first one, and any named slow,
+    take longest."""
 
-    def __init__(self, fail=()):
+    def __init__(self, fail=(), slow=()):
         super().__init__()
         self.texts = []
         self.fail = set(fail)
+        self.slow = set(slow)
+        self.started = False
 
     async def group_send(self, group, message):
-        await asyncio.sleep(0.05 if not self.texts else 0)
+        first, self.started = not self.started, True
+        await asyncio.sleep(0.05 if first or message["text"] in self.slow else 0)
         if message["text"] in self.fail:
             raise ConnectionError("redis is gone")
         self.texts.append(message["text"])
@@ -295,6 +299,19 @@ async def test_the_layer_gets_messages_in_publish_order():
         await groups.publish(room_message(text), wait=False)
     await wait_for(lambda: len(layer.texts) == 3)
     assert layer.texts == ["one", "two", "three"]  # "one" was slowest, and still went first
+    await groups.close()
+
+
+async def test_one_rooms_slow_send_does_not_hold_up_another_room():
+    layer = RecordingLayer(slow={"slow"})
+    groups = LocalGroups(layer)
+    await groups.add("room.1", Member("a"))
+    await groups.add("room.2", Member("b", room_id=2))
+    await groups.publish(room_message("slow"), wait=False)
+    await groups.publish(room_message("next in room 1"), wait=False)
+    await groups.publish(room_message("room 2", room_id=2), wait=False)
+    await wait_for(lambda: len(layer.texts) == 3)
+    assert layer.texts == ["room 2", "slow", "next in room 1"]
     await groups.close()
 
 
