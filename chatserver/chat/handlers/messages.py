@@ -38,8 +38,8 @@ async def _answer_send(conn, frame, room_id, stored):
         return
     text = encode_event(eventlog.MESSAGE_CREATED, payload)
     await conn.respond(frame, text)
-    # The next answer on this connection need not wait for Redis: the process's outbox sends
-    # to the layer in order, and a member elsewhere who misses a frame sees the seq gap.
+    # The next answer on this connection need not wait for Redis: the room's outbox sends to
+    # the layer in order, and a member elsewhere who misses a frame sees the seq gap.
     await fanout.to_room(conn.channel_layer, room_id, text, origin=conn.channel_name, wait=False)
 
 
