@@ -19,6 +19,7 @@ from twisted.application import service
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
+from chatserver.chat import loopstore
 from chatserver.chat.localgroups import DIRECT_SENDER, close_all
 
 from .aio import as_deferred
@@ -166,6 +167,7 @@ class DaphneService(service.MultiService):
     def startService(self):
         # Channels and asgiref look the event loop up globally; make it the reactor's.
         asyncio.set_event_loop(self.reactor._asyncioEventloop)
+        loopstore.install(self.reactor._asyncioEventloop)
         super().startService()
         # Daphne's housekeeping (reaping finished consumers, pings, timeouts) reschedules itself
         # on the reactor, as under `daphne`; it stops with the reactor.
@@ -206,6 +208,10 @@ class DaphneService(service.MultiService):
             lambda failure: log.failure("closing local groups failed", failure)
         )
         yield close_channel_layer(self.channel_layer)
+        # 5. Close the event loop's database connection (stored messages' batches are done).
+        yield as_deferred(loopstore.uninstall()).addErrback(
+            lambda failure: log.failure("closing the event loop's database connection", failure)
+        )
 
 
 async def _close_layer(layer):

@@ -1,5 +1,6 @@
 """Fixtures for the chat tests: users, connected clients and a Redis channel layer."""
 
+import asyncio
 import itertools
 import json
 
@@ -8,6 +9,7 @@ from channels.layers import channel_layers, get_channel_layer
 from channels.testing import WebsocketCommunicator
 
 from chatserver.asgi import application
+from chatserver.chat import loopstore
 from chatserver.chat.ratelimit import limiter
 from chatserver.chat.tokens import issue_access_token
 
@@ -112,9 +114,12 @@ async def connect():
 
 @pytest.fixture(autouse=True)
 async def fresh_layer():
-    """An empty in-memory layer and no leftover rate-limit buckets for every test."""
+    """An empty in-memory layer and no leftover rate-limit buckets for every test; messages
+    stored on the test's event loop as the daemon stores them (on PostgreSQL)."""
     limiter._users.clear()
+    loopstore.install(asyncio.get_running_loop())
     yield
+    await loopstore.uninstall()
     layer = get_channel_layer()
     if hasattr(layer, "flush"):
         await layer.flush()

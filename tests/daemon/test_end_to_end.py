@@ -6,10 +6,12 @@ import os
 import stat
 import time
 
+import psycopg
 import pytest
 import redis
 import websockets
 
+from chatserver.chat import loopstore
 from tests.redis_server import free_port
 
 from .processes import (
@@ -235,5 +237,36 @@ async def test_connect_storm_does_not_exhaust_a_small_redis_pool(tmp_path, state
         await asyncio.gather(*(connect_and_greet(name) for name in names * 4))
         log = daemon.stop_cleanly()
         assert "Too many connections" not in log
+    finally:
+        daemon.kill()
+
+
+def loop_connection_queries(database_url):
+    """The last query of each connection the daemons' event loops hold, from pg_stat_activity."""
+    with psycopg.connect(database_url) as connection:
+        rows = connection.execute(
+            "SELECT query FROM pg_stat_activity WHERE application_name = %s",
+            [loopstore.APPLICATION_NAME],
+        ).fetchall()
+    return [query for (query,) in rows]
+
+
+@pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+    reason="PostgreSQL only: make test runs this file on PostgreSQL too",
+)
+async def test_the_daemon_stores_messages_on_its_event_loop(tmp_path, redis_env, users):
+    database_url = os.environ["DATABASE_URL"]
+    sock = tmp_path / "chat.sock"
+    daemon = Daemon(["--socket", str(sock)], redis_env, tmp_path).start(unix_socket_accepts(sock))
+    try:
+        await exchange_broadcast(
+            lambda: unix_client(sock, users["alice"]["token"]),
+            lambda: unix_client(sock, users["bob"]["token"]),
+            users,
+        )
+        (query,) = loop_connection_queries(database_url)
+        assert query.startswith("WITH batch")  # the one-statement insert, sent by the loop
+        daemon.stop_cleanly()  # closing that connection on the way: no traceback in the log
     finally:
         daemon.kill()

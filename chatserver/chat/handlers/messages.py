@@ -2,7 +2,7 @@
 
 from channels.db import database_sync_to_async
 
-from .. import eventlog, fanout
+from .. import eventlog, fanout, loopstore
 from ..batching import Batcher
 from ..permissions import SEND, VIEW
 from ..protocol import encode_event
@@ -10,8 +10,9 @@ from ..serializers import user_payload
 from ..services import messages as service
 from ..services.rooms import not_found
 
-# Sends made while a batch is being stored wait for the next one (see batching.py).
-store_messages = Batcher(database_sync_to_async(service.send_messages))
+# Sends made while a batch is being stored wait for the next one (see batching.py); the daemon
+# stores them on its event loop (loopstore.py).
+store_messages = Batcher(loopstore.send_messages)
 message_room = database_sync_to_async(service.message_room)
 modify_message = database_sync_to_async(service.modify_message)
 react_db = database_sync_to_async(service.react)

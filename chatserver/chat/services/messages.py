@@ -56,83 +56,105 @@ def send_messages(requests):
 
 
 def _send_batch(requests):
-    outcomes = [None] * len(requests)
-    keys = [(user.pk, data.get("client_msg_id")) for user, _, data in requests]
-    # The one-statement path passes over stored client_msg_ids by itself, so the lookup runs
-    # afterwards for those alone; replies and forwards are validated first, so look up first.
-    rooms = {room_id for _, room_id, _ in requests}
-    look_up_late = one_statement.usable(len(rooms)) and not any(
-        _references(data) for _, _, data in requests
-    )
-    originals = {} if look_up_late else _originals(requests)
-    first_of = {}  # (author, client_msg_id) -> index of the request that stores it
-    to_store = []
-    for i, (user, room_id, data) in enumerate(requests):
-        key = keys[i]
-        if key in originals:
-            outcomes[i] = _outcome(originals[key], room_id)
-        elif key[1] is not None and key in first_of:
-            continue  # a resend inside this batch: answered from the first copy below
-        else:
-            try:
-                fields = _content(user, room_id, data)
-            except ProtocolError as error:
-                outcomes[i] = error
-                continue
-            if key[1] is not None:
-                first_of[key] = i
-            to_store.append((i, fields))
-    stored = _store(requests, to_store, outcomes)
-    passed_over = [i for i, _ in to_store if outcomes[i] is None]
-    if passed_over:  # already stored (a resend), or the room is gone
-        originals.update(_originals([requests[i] for i in passed_over]))
-        for i in passed_over:
-            original = originals.get(keys[i])
-            outcomes[i] = not_found() if original is None else _outcome(original, requests[i][1])
-    for i, (_, room_id, _) in enumerate(requests):
-        if outcomes[i] is None:  # a resend inside the batch: the first copy's message or error
-            first = first_of[keys[i]]
-            if first in stored:
-                outcomes[i] = _outcome(stored[first], room_id, reactions=())
-            elif keys[i] in originals:
-                outcomes[i] = _outcome(originals[keys[i]], room_id)
+    batch = SendBatch(requests)
+    batch.sort()
+    if not batch.per_room:
+        stored = {}
+    elif one_statement.usable(len(batch.per_room)):
+        ((room_id, messages),) = batch.per_room.items()
+        stored = one_statement.store(room_id, messages)
+    else:
+        stored = _store_with_orm(batch.per_room, batch.outcomes)
+    passed_over = batch.record(stored)
+    if passed_over:
+        batch.look_up(passed_over)
+    return batch.finish()
+
+
+class SendBatch:
+    """One batch of sends, step by step, so that the event loop can store one (chat/loopstore.py)
+    with the same rules: sort(), the store, record(), look_up() when record() names any, finish().
+
+    Only the store, look_up() and sort() touch the database; with ``look_up_late`` (one room
+    on PostgreSQL, no replies or forwards) sort() does not: the one-statement store passes
+    over stored client_msg_ids by itself and the look-up runs afterwards for those alone.
+    Replies and forwards are validated with queries, so such batches look up first.
+    """
+
+    def __init__(self, requests):
+        self.requests = requests
+        self.outcomes = [None] * len(requests)
+        self.keys = [(user.pk, data.get("client_msg_id")) for user, _, data in requests]
+        rooms = {room_id for _, room_id, _ in requests}
+        self.look_up_late = one_statement.usable(len(rooms)) and not any(
+            _references(data) for _, _, data in requests
+        )
+        self.originals = {}
+        self.first_of = {}  # (author, client_msg_id) -> index of the request that stores it
+        self.per_room = {}  # room id -> {index: unsaved Message}, in request order
+        self.stored = {}  # index -> Message, from record()
+
+    def sort(self):
+        """Answer resends of stored messages, refuse invalid sends, queue the rest to store."""
+        if not self.look_up_late:
+            self.originals = _originals(self.requests)
+        for i, (user, room_id, data) in enumerate(self.requests):
+            key = self.keys[i]
+            if key in self.originals:
+                self.outcomes[i] = _outcome(self.originals[key], room_id)
+            elif key[1] is not None and key in self.first_of:
+                continue  # a resend inside this batch: answered from the first copy in finish()
             else:
-                outcomes[i] = outcomes[first]
-    return outcomes
+                try:
+                    content, parent_id, source_id = _content(user, room_id, data)
+                except ProtocolError as error:
+                    self.outcomes[i] = error
+                    continue
+                if key[1] is not None:
+                    self.first_of[key] = i
+                self.per_room.setdefault(room_id, {})[i] = Message(
+                    room_id=room_id,
+                    author=user,
+                    content=content,
+                    client_msg_id=key[1],
+                    parent_id=parent_id,
+                    forwarded_from_id=source_id,
+                )
+
+    def record(self, stored):
+        """Answer the stored messages (``{index: Message}``); returns the indexes the store
+        passed over: a resend of a stored client_msg_id, or a message whose room is gone."""
+        self.stored = stored
+        for i, message in stored.items():
+            self.outcomes[i] = _outcome(message, message.room_id, duplicate=False, reactions=())
+        return [
+            i for messages in self.per_room.values() for i in messages if self.outcomes[i] is None
+        ]
+
+    def look_up(self, passed_over):
+        """Answer the passed-over sends with the stored originals, or 4004 (a query)."""
+        self.originals.update(_originals([self.requests[i] for i in passed_over]))
+        for i in passed_over:
+            original = self.originals.get(self.keys[i])
+            room_id = self.requests[i][1]
+            self.outcomes[i] = not_found() if original is None else _outcome(original, room_id)
+
+    def finish(self):
+        """The outcomes, resends inside the batch answered like their first copy."""
+        for i, (_, room_id, _) in enumerate(self.requests):
+            if self.outcomes[i] is None:
+                first = self.first_of[self.keys[i]]
+                if first in self.stored:
+                    self.outcomes[i] = _outcome(self.stored[first], room_id, reactions=())
+                elif self.keys[i] in self.originals:
+                    self.outcomes[i] = _outcome(self.originals[self.keys[i]], room_id)
+                else:
+                    self.outcomes[i] = self.outcomes[first]
+        return self.outcomes
 
 
 def _references(data):
     return data.get("parent_message_id") is not None or data.get("forwarded_from_id") is not None
-
-
-def _store(requests, to_store, outcomes):
-    """Insert the accepted messages and their log events; returns ``{index: Message}``.
-
-    The one-statement path leaves the outcome of a message it did not store unset: its
-    client_msg_id was stored already, or its room is gone.
-    """
-    per_room = {}
-    for i, (content, parent_id, source_id) in to_store:
-        user, room_id, data = requests[i]
-        message = Message(
-            room_id=room_id,
-            author=user,
-            content=content,
-            client_msg_id=data.get("client_msg_id"),
-            parent_id=parent_id,
-            forwarded_from_id=source_id,
-        )
-        per_room.setdefault(room_id, {})[i] = message
-    if not per_room:
-        return {}
-    if one_statement.usable(len(per_room)):
-        ((room_id, messages),) = per_room.items()
-        messages = one_statement.store(room_id, messages)
-    else:
-        messages = _store_with_orm(per_room, outcomes)
-    for i, message in messages.items():
-        outcomes[i] = _outcome(message, message.room_id, duplicate=False, reactions=())
-    return messages
 
 
 def _store_with_orm(per_room, outcomes):

@@ -37,22 +37,33 @@ def store(room_id, messages):
     nothing is stored when the room does not exist. Raises IntegrityError like bulk_create
     when a resend races in (a savepoint keeps an enclosing transaction usable).
     """
-    now = timezone.now()
-    keys = list(messages)
-    batch = [messages[key] for key in keys]
-    for message in batch:
-        message.created_at = now
-    sql, params = _statement(room_id, batch, now)
+    sql, params = statement(room_id, messages)
     guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
     with guard, connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
+    return stored_messages(messages, rows)
+
+
+def statement(room_id, messages):
+    """``(sql, params)`` storing ``messages`` as store() does, for any connection to run (the
+    event loop's one runs it too: chat/loopstore.py). Sets the messages' created_at."""
+    now = timezone.now()
+    for message in messages.values():
+        message.created_at = now
+    return _statement(room_id, list(messages.values()), now)
+
+
+def stored_messages(messages, rows):
+    """The messages the statement's result ``rows`` name, by key, with pk and seq set."""
+    keys = list(messages)
     stored = {}
     for rank, pk, seq in rows:
-        message = batch[rank - 1]
+        key = keys[rank - 1]
+        message = messages[key]
         message.pk, message.seq = pk, seq
         message._state.adding = False
-        stored[keys[rank - 1]] = message
+        stored[key] = message
     return stored
 
 

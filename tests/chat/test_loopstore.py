@@ -1,0 +1,317 @@
+"""Messages stored on the event loop's own PostgreSQL connection (chat/loopstore.py).
+
+PostgreSQL only: ``make test`` runs the chat tests on PostgreSQL too. Every other chat test
+that sends a message goes this way there as well (conftest installs a LoopStore per test).
+"""
+
+import asyncio
+import logging
+import threading
+
+import psycopg
+import pytest
+from channels.db import database_sync_to_async
+from django.db import connection, transaction
+
+from chatserver.chat import eventlog, loopstore
+from chatserver.chat.models import Message, Room, RoomEvent
+from chatserver.chat.protocol import ProtocolError
+from chatserver.chat.services import one_statement
+from chatserver.chat.services import rooms as room_service
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        not one_statement.usable(1), reason="PostgreSQL only (make test runs it there)"
+    ),
+]
+
+
+def make_room(owner, members, name="g"):
+    data = {"type": "group", "name": name, "members": [m.pk for m in members]}
+    return room_service.create_room(owner, data).data["room"]["id"]
+
+
+@database_sync_to_async
+def last_query_of(pid):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT application_name, query FROM pg_stat_activity WHERE pid = %s", [pid])
+        return cursor.fetchone()
+
+
+@database_sync_to_async
+def rows_of(room_id):
+    stored = Message.objects.filter(room_id=room_id).order_by("seq")
+    events = RoomEvent.objects.filter(room_id=room_id, message_id__isnull=False).order_by("seq")
+    return (
+        [(m.seq, m.author_id, m.content, m.client_msg_id) for m in stored],
+        [(e.seq, e.event_type, e.message_id) for e in events],
+        [m.pk for m in stored],
+        Room.objects.get(pk=room_id).last_seq,
+    )
+
+
+def store_of_this_loop():
+    return loopstore.install(asyncio.get_running_loop())  # conftest installed it already
+
+
+def backend_pid():
+    return store_of_this_loop()._connection.info.backend_pid
+
+
+async def test_a_message_sent_on_a_socket_is_stored_by_the_loops_connection(users, connect):
+    room_id = await database_sync_to_async(make_room)(users.alice, [users.bob])
+    alice, bob = await connect(users.alice), await connect(users.bob)
+    reply = await alice.ok("message.send", {"room_id": room_id, "content": "hi"})
+    assert (await bob.expect("message.dispatch"))["seq"] == reply["seq"] == 2
+    application, query = await last_query_of(backend_pid())
+    assert application == loopstore.APPLICATION_NAME
+    assert query.startswith("WITH batch")
+    stored, events, ids, last_seq = await rows_of(room_id)
+    assert stored == [(2, users.alice.pk, "hi", None)]
+    assert events == [(2, eventlog.MESSAGE_CREATED, ids[0])] and last_seq == 2
+    assert reply["message"]["id"] == ids[0]
+
+
+def answers(outcomes):
+    """Outcomes without what differs between two rooms: ids, times, the client_msg_id tag."""
+    result = []
+    for outcome in outcomes:
+        if isinstance(outcome, ProtocolError):
+            result.append(outcome.code)
+            continue
+        data, duplicate = outcome
+        message = data["message"]
+        _, _, client_msg_id = (message["client_msg_id"] or "-").partition("-")
+        result.append((data["seq"], message["content"], client_msg_id or None, duplicate))
+    return result
+
+
+async def test_a_batch_gets_the_answers_the_database_thread_gives(users):
+    """Fresh sends, a resend of a stored message, a resend inside the batch and an invalid
+    send, in one room: the loop answers each as the thread path does, in one statement."""
+    loop_room, thread_room = [
+        await database_sync_to_async(make_room)(users.alice, [users.bob], name)
+        for name in ("loop", "thread")
+    ]
+
+    def batch(room_id, tag):
+        return [
+            (users.alice, room_id, {"content": "a", "client_msg_id": f"{tag}-1"}),
+            (users.bob, room_id, {"content": "b"}),
+            (users.alice, room_id, {"content": "a again", "client_msg_id": f"{tag}-1"}),
+            (users.bob, room_id, {}),  # no content
+        ]
+
+    first = await loopstore.send_messages(batch(loop_room, "loop"))
+    again = await loopstore.send_messages(batch(loop_room, "loop"))
+    expected_first = await loopstore.send_messages_in_thread(batch(thread_room, "thread"))
+    expected_again = await loopstore.send_messages_in_thread(batch(thread_room, "thread"))
+    assert answers(first) == answers(expected_first)
+    assert answers(again) == answers(expected_again)
+    assert answers(first) == [
+        (2, "a", "1", False),
+        (3, "b", None, False),
+        (2, "a", "1", True),  # the resend inside the batch: the first copy
+        4003,
+    ]
+    assert [a if isinstance(a, int) else a[3] for a in answers(again)] == [True, False, True, 4003]
+    ids = {outcome[0]["message"]["id"] for outcome in (first[0], first[2], again[0], again[2])}
+    assert len(ids) == 1
+    loop_rows, thread_rows = await rows_of(loop_room), await rows_of(thread_room)
+    assert loop_rows[0] == [
+        (2, users.alice.pk, "a", "loop-1"),
+        (3, users.bob.pk, "b", None),
+        (4, users.bob.pk, "b", None),
+    ]
+    assert [(seq, author, content) for seq, author, content, _ in loop_rows[0]] == [
+        (seq, author, content) for seq, author, content, _ in thread_rows[0]
+    ]
+    assert [event[:2] for event in loop_rows[1]] == [event[:2] for event in thread_rows[1]]
+    assert loop_rows[3] == thread_rows[3] == 4
+
+
+async def test_a_send_to_a_deleted_room_is_4004(users):
+    room_id = await database_sync_to_async(make_room)(users.alice, [])
+    await database_sync_to_async(Room.objects.filter(pk=room_id).delete)()
+    (outcome,) = await loopstore.send_messages([(users.alice, room_id, {"content": "x"})])
+    assert isinstance(outcome, ProtocolError) and outcome.code == 4004
+    assert await database_sync_to_async(Message.objects.filter(room_id=room_id).count)() == 0
+
+
+def hold_a_resend(room_id, author, holding, release, winner):
+    """Store (author, "race") in a transaction left open until ``release`` is set, as another
+    daemon's send would be: a statement storing the same client_msg_id waits for it."""
+    try:
+        with transaction.atomic():
+            seq = eventlog.next_seq(room_id)
+            message = Message.objects.create(
+                room_id=room_id, seq=seq, author=author, content="w", client_msg_id="race"
+            )
+            eventlog.record(room_id, eventlog.MESSAGE_CREATED, message_id=message.pk, seq=seq)
+            winner["id"] = message.pk
+            holding.set()
+            release.wait(10)
+    finally:
+        connection.close()
+
+
+async def waiting_on_a_lock(pid):
+    @database_sync_to_async
+    def wait_event_type():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
+            return cursor.fetchone()[0]
+
+    for _ in range(200):
+        if await wait_event_type() == "Lock":
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError("the loop's statement never waited on the lock")
+
+
+async def test_a_resend_racing_the_statement_is_answered_with_the_winner(users):
+    """The statement fails on the unique constraint when another connection commits the same
+    client_msg_id first: nothing of the batch is stored, and the database thread stores it
+    again, answering the resend with the winner's message."""
+    alice, bob = users.alice, users.bob
+    room_id = await database_sync_to_async(make_room)(alice, [bob])
+    await loopstore.send_messages([(bob, room_id, {"content": "opens the connection"})])
+    holding, release, winner = threading.Event(), threading.Event(), {}
+    holder = threading.Thread(target=hold_a_resend, args=(room_id, alice, holding, release, winner))
+    holder.start()
+    try:
+        assert await asyncio.to_thread(holding.wait, 10)
+        batch = asyncio.ensure_future(
+            loopstore.send_messages(
+                [
+                    (bob, room_id, {"content": "before"}),
+                    (alice, room_id, {"content": "w", "client_msg_id": "race"}),
+                    (bob, room_id, {"content": "after"}),
+                ]
+            )
+        )
+        await waiting_on_a_lock(backend_pid())
+    finally:
+        release.set()
+        await asyncio.to_thread(holder.join, 10)
+    outcomes = await batch
+    assert [o[1] for o in outcomes] == [False, True, False]
+    assert outcomes[1][0]["message"]["id"] == winner["id"]
+    assert [o[0]["seq"] for o in outcomes] == [4, 3, 5]  # no seq lost, none twice
+    stored, events, _, last_seq = await rows_of(room_id)
+    assert [row[0] for row in stored] == [2, 3, 4, 5] and last_seq == 5
+    assert [event[0] for event in events] == [2, 3, 4, 5]
+
+
+async def test_a_cancelled_statement_drops_the_connection_and_the_next_one_reconnects(users):
+    room_id = await database_sync_to_async(make_room)(users.alice, [])
+    await loopstore.send_messages([(users.alice, room_id, {"content": "first"})])
+    pid = backend_pid()
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_room():
+        try:
+            with transaction.atomic():
+                Room.objects.select_for_update().get(pk=room_id)
+                holding.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_the_room)
+    holder.start()
+    try:
+        assert await asyncio.to_thread(holding.wait, 10)
+        batch = asyncio.ensure_future(
+            loopstore.send_messages([(users.alice, room_id, {"content": "cancelled"})])
+        )
+        await waiting_on_a_lock(pid)
+        batch.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await batch
+        assert store_of_this_loop()._connection is None
+    finally:
+        release.set()
+        await asyncio.to_thread(holder.join, 10)
+    (outcome,) = await loopstore.send_messages([(users.alice, room_id, {"content": "next"})])
+    assert backend_pid() != pid
+    stored, _, _, last_seq = await rows_of(room_id)
+    assert [content for _, _, content, _ in stored] == ["first", "next"]  # cancelled in time
+    assert outcome[0]["seq"] == last_seq == 3
+
+
+async def test_a_broken_connection_fails_its_batch_and_the_next_batch_reconnects(users):
+    """A statement on a connection the server dropped is not retried (it may have been
+    stored): its senders get an error, the next batch opens a new connection."""
+    room_id = await database_sync_to_async(make_room)(users.alice, [])
+    await loopstore.send_messages([(users.alice, room_id, {"content": "first"})])
+    pid = backend_pid()
+
+    @database_sync_to_async
+    def terminate():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+    await terminate()
+    with pytest.raises(psycopg.OperationalError):
+        await loopstore.send_messages([(users.alice, room_id, {"content": "lost"})])
+    assert store_of_this_loop()._connection is None
+    (outcome,) = await loopstore.send_messages([(users.alice, room_id, {"content": "next"})])
+    assert backend_pid() != pid
+    stored, _, _, last_seq = await rows_of(room_id)
+    assert [content for _, _, content, _ in stored] == ["first", "next"]
+    assert outcome[0]["seq"] == last_seq == 3
+
+
+async def test_without_a_connection_the_database_thread_stores_the_batch(
+    users, monkeypatch, caplog
+):
+    """The loop cannot reach the database (here: a port nothing listens on) while Django can:
+    batches go through the thread, with one warning, until the loop connects again."""
+    caplog.set_level(logging.INFO, logger=loopstore.__name__)
+    room_id = await database_sync_to_async(make_room)(users.alice, [])
+    django_params = connection.get_connection_params
+
+    def unreachable():
+        return {**django_params(), "host": "127.0.0.1", "port": 9, "connect_timeout": 2}
+
+    monkeypatch.setattr(loopstore.connections["default"], "get_connection_params", unreachable)
+    for content in ("one", "two"):
+        (outcome,) = await loopstore.send_messages([(users.alice, room_id, {"content": content})])
+        assert outcome[0]["message"]["content"] == content
+    assert store_of_this_loop()._connection is None
+    warnings = [r for r in caplog.records if r.name == loopstore.__name__]
+    assert [r.levelname for r in warnings] == ["WARNING"]
+    monkeypatch.undo()
+    await loopstore.send_messages([(users.alice, room_id, {"content": "three"})])
+    assert store_of_this_loop()._connection is not None
+    stored, _, _, last_seq = await rows_of(room_id)
+    assert [content for _, _, content, _ in stored] == ["one", "two", "three"]
+    assert last_seq == 4
+    assert [r.levelname for r in caplog.records if r.name == loopstore.__name__] == [
+        "WARNING",
+        "INFO",
+    ]
+
+
+async def test_a_loop_without_a_loopstore_uses_the_database_thread(users):
+    room_id = await database_sync_to_async(make_room)(users.alice, [])
+    await loopstore.uninstall()
+    (outcome,) = await loopstore.send_messages([(users.alice, room_id, {"content": "x"})])
+    assert outcome[0]["seq"] == 2
+    assert loopstore._stores.get(asyncio.get_running_loop()) is None
+
+
+async def test_statements_are_prepared_unless_the_database_options_say_otherwise(
+    users, monkeypatch
+):
+    room_id = await database_sync_to_async(make_room)(users.alice, [])
+    await loopstore.send_messages([(users.alice, room_id, {"content": "x"})])
+    assert store_of_this_loop()._connection.prepare_threshold == 5  # psycopg's default
+    await loopstore.uninstall()
+    options = loopstore.connections["default"].settings_dict["OPTIONS"]
+    monkeypatch.setitem(options, "prepare_threshold", None)
+    loopstore.install(asyncio.get_running_loop())
+    await loopstore.send_messages([(users.alice, room_id, {"content": "y"})])
+    assert store_of_this_loop()._connection.prepare_threshold is None
