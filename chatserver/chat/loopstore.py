@@ -4,16 +4,17 @@ A message stored through ``database_sync_to_async`` pays more than its statement
 database thread and back, and on a busy daemon the wait of that thread for the GIL after every
 call into libpq, while the event loop holds it writing to sockets (in the bench a batch took
 2 ms under load against 0.7 ms on an idle daemon). Here the event loop sends the one-statement
-insert (services/one_statement.py) on a psycopg ``AsyncConnection`` of its own and goes on
-writing until PostgreSQL answers. psycopg prepares a statement it has run five times (Django's
-connections never do), so PostgreSQL stops parsing and planning it for every batch; an
-explicit ``prepare_threshold`` in the database OPTIONS still wins (None behind a PgBouncer
-that cannot keep prepared statements).
+insert (services/one_statement.py) on a psycopg ``AsyncConnection`` of its own, one statement
+per room of the batch, all in one round trip (the thread's ORM path for several rooms costs one
+per room and four more), and goes on writing until PostgreSQL answers. psycopg prepares a
+statement it has run five times (Django's connections never do), so PostgreSQL stops parsing
+and planning it for every batch; an explicit ``prepare_threshold`` in the database OPTIONS
+still wins (None behind a PgBouncer that cannot keep prepared statements).
 
 The daemon installs one per event loop and closes it on shutdown (a connection must not outlive
-its loop); without one, and for every batch the statement cannot store alone (SQLite, several
-rooms, replies and forwards), batches go through the database thread as before. The rules of a
-batch are the same either way: services.messages.SendBatch.
+its loop); without one, and for every batch the statement cannot store (SQLite, replies and
+forwards, which are validated with queries first), batches go through the database thread as
+before. The rules of a batch are the same either way: services.messages.SendBatch.
 """
 
 import asyncio
@@ -50,15 +51,25 @@ class LoopStore:
         self._lock = asyncio.Lock()
         self._failing = False  # the last connect failed (logged once, not per batch)
 
-    async def fetch_all(self, sql, params):
-        """Run one statement; a connection that failed or was interrupted is dropped."""
+    async def run(self, statements):
+        """Run ``[(sql, params), ...]`` in one transaction, in order; returns each one's rows.
+
+        One round trip: in pipeline mode the statements up to a sync are one implicit
+        transaction, which PostgreSQL commits at the sync or rolls back as a whole. A
+        connection that failed or was interrupted is dropped.
+        """
         async with self._lock:
             connection = await self._connected()
             try:
-                cursor = await connection.execute(sql, params)
-                return await cursor.fetchall()
+                if len(statements) == 1:
+                    cursor = await connection.execute(*statements[0])
+                    return [await cursor.fetchall()]
+                async with connection.pipeline() as pipeline:
+                    cursors = [await connection.execute(sql, params) for sql, params in statements]
+                    await pipeline.sync()
+                    return [await cursor.fetchall() for cursor in cursors]
             except psycopg.IntegrityError:
-                raise  # the statement failed as a whole; the connection is fine
+                raise  # the transaction failed as a whole; the connection is fine
             except BaseException:  # broken, or cancelled mid-statement: state unknown
                 self._drop()
                 raise
@@ -119,22 +130,29 @@ async def uninstall():
 
 async def send_messages(requests):
     """``services.messages.send_messages`` for the running loop: on its LoopStore when it has
-    one and the batch is one statement's work, else in the database thread."""
+    one and the batch is the one-room statement's work, else in the database thread.
+
+    A batch of several rooms is one statement per room, in room id order (the order the
+    thread's ORM path locks rooms in, so concurrent batches cannot deadlock), in one
+    transaction.
+    """
     store = _stores.get(asyncio.get_running_loop())
-    batch = None if store is None else service.SendBatch(requests)
+    batch = None if store is None else service.SendBatch(requests, statement_per_room=True)
     if batch is None or not batch.look_up_late:
         return await send_messages_in_thread(requests)
     batch.sort()  # no query: look_up_late
+    rooms = sorted(batch.per_room.items())
     stored = {}
-    if batch.per_room:
-        ((room_id, messages),) = batch.per_room.items()
+    if rooms:
+        statements = [one_statement.statement(room_id, messages) for room_id, messages in rooms]
         try:
-            rows = await store.fetch_all(*one_statement.statement(room_id, messages))
+            results = await store.run(statements)
         except (psycopg.IntegrityError, Unavailable):
             # Nothing was stored. An IntegrityError is a resend racing in from another
             # connection: the thread path settles such races (service.send_messages).
             return await send_messages_in_thread(requests)
-        stored = one_statement.stored_messages(messages, rows)
+        for (_, messages), rows in zip(rooms, results, strict=True):
+            stored.update(one_statement.stored_messages(messages, rows))
     passed_over = batch.record(stored)
     if passed_over:
         await database_sync_to_async(batch.look_up)(passed_over)

@@ -131,6 +131,41 @@ async def test_a_batch_gets_the_answers_the_database_thread_gives(users):
     assert loop_rows[3] == thread_rows[3] == 4
 
 
+async def test_a_batch_of_several_rooms_gets_the_answers_the_database_thread_gives(users):
+    """Each room's messages take that room's seqs in request order, whatever the order of the
+    rooms in the batch; a room deleted meanwhile is 4004 for its sends alone."""
+    make = database_sync_to_async(make_room)
+    loop_rooms = [await make(users.alice, [users.bob], f"loop{i}") for i in range(3)]
+    thread_rooms = [await make(users.alice, [users.bob], f"thread{i}") for i in range(3)]
+    for rooms in (loop_rooms, thread_rooms):
+        await database_sync_to_async(Room.objects.filter(pk=rooms[2]).delete)()
+
+    def batch(rooms, tag):
+        second, first, gone = rooms[1], rooms[0], rooms[2]
+        return [
+            (users.bob, second, {"content": "s1", "client_msg_id": f"{tag}-1"}),
+            (users.alice, first, {"content": "f1"}),
+            (users.alice, gone, {"content": "g1"}),
+            (users.bob, second, {"content": "s2"}),
+            (users.bob, first, {"content": "s1 again", "client_msg_id": f"{tag}-1"}),
+            (users.alice, first, {"content": "f2"}),
+        ]
+
+    outcomes = await loopstore.send_messages(batch(loop_rooms, "loop"))
+    expected = await loopstore.send_messages_in_thread(batch(thread_rooms, "thread"))
+    assert answers(outcomes) == answers(expected)
+    assert answers(outcomes) == [
+        (2, "s1", "1", False),
+        (2, "f1", None, False),
+        4004,
+        (3, "s2", None, False),
+        4005,  # the client_msg_id names a message in another room
+        (3, "f2", None, False),
+    ]
+    assert [row[2] for row in (await rows_of(loop_rooms[0]))[0]] == ["f1", "f2"]
+    assert [row[2] for row in (await rows_of(loop_rooms[1]))[0]] == ["s1", "s2"]
+
+
 async def test_a_send_to_a_deleted_room_is_4004(users):
     room_id = await database_sync_to_async(make_room)(users.alice, [])
     await database_sync_to_async(Room.objects.filter(pk=room_id).delete)()
@@ -170,13 +205,17 @@ async def waiting_on_a_lock(pid):
     raise AssertionError("the loop's statement never waited on the lock")
 
 
-async def test_a_resend_racing_the_statement_is_answered_with_the_winner(users):
+@pytest.mark.parametrize("with_another_room", [False, True])
+async def test_a_resend_racing_the_statement_is_answered_with_the_winner(users, with_another_room):
     """The statement fails on the unique constraint when another connection commits the same
-    client_msg_id first: nothing of the batch is stored, and the database thread stores it
-    again, answering the resend with the winner's message."""
+    client_msg_id first: nothing of the batch is stored — with another room in the batch, not
+    that room's message either, though its statement ran first — and the database thread
+    stores it again, answering the resend with the winner's message."""
     alice, bob = users.alice, users.bob
+    other_room = await database_sync_to_async(make_room)(alice, [bob], "other")  # lower id
     room_id = await database_sync_to_async(make_room)(alice, [bob])
     await loopstore.send_messages([(bob, room_id, {"content": "opens the connection"})])
+    elsewhere = [(alice, other_room, {"content": "elsewhere"})] if with_another_room else []
     holding, release, winner = threading.Event(), threading.Event(), {}
     holder = threading.Thread(target=hold_a_resend, args=(room_id, alice, holding, release, winner))
     holder.start()
@@ -189,6 +228,7 @@ async def test_a_resend_racing_the_statement_is_answered_with_the_winner(users):
                     (alice, room_id, {"content": "w", "client_msg_id": "race"}),
                     (bob, room_id, {"content": "after"}),
                 ]
+                + elsewhere
             )
         )
         await waiting_on_a_lock(backend_pid())
@@ -196,6 +236,9 @@ async def test_a_resend_racing_the_statement_is_answered_with_the_winner(users):
         release.set()
         await asyncio.to_thread(holder.join, 10)
     outcomes = await batch
+    if with_another_room:
+        assert outcomes.pop()[0]["seq"] == 2
+        assert [row[:3] for row in (await rows_of(other_room))[0]] == [(2, alice.pk, "elsewhere")]
     assert [o[1] for o in outcomes] == [False, True, False]
     assert outcomes[1][0]["message"]["id"] == winner["id"]
     assert [o[0]["seq"] for o in outcomes] == [4, 3, 5]  # no seq lost, none twice

@@ -75,18 +75,21 @@ class SendBatch:
     """One batch of sends, step by step, so that the event loop can store one (chat/loopstore.py)
     with the same rules: sort(), the store, record(), look_up() when record() names any, finish().
 
-    Only the store, look_up() and sort() touch the database; with ``look_up_late`` (one room
-    on PostgreSQL, no replies or forwards) sort() does not: the one-statement store passes
-    over stored client_msg_ids by itself and the look-up runs afterwards for those alone.
-    Replies and forwards are validated with queries, so such batches look up first.
+    Only the store, look_up() and sort() touch the database; with ``look_up_late`` (PostgreSQL,
+    one room or ``statement_per_room``, no replies or forwards) sort() does not: the
+    one-statement store passes over stored client_msg_ids by itself and the look-up runs
+    afterwards for those alone. Replies and forwards are validated with queries, so such
+    batches look up first.
     """
 
-    def __init__(self, requests):
+    def __init__(self, requests, statement_per_room=False):
         self.requests = requests
         self.outcomes = [None] * len(requests)
         self.keys = [(user.pk, data.get("client_msg_id")) for user, _, data in requests]
-        rooms = {room_id for _, room_id, _ in requests}
-        self.look_up_late = one_statement.usable(len(rooms)) and not any(
+        # The event loop stores each room's messages with its own statement; the thread only
+        # a batch of one room (one_statement.usable).
+        rooms = 1 if statement_per_room else len({room_id for _, room_id, _ in requests})
+        self.look_up_late = one_statement.usable(rooms) and not any(
             _references(data) for _, _, data in requests
         )
         self.originals = {}
