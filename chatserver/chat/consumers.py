@@ -14,10 +14,11 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from . import fanout, sessions
+from .batching import Batcher
 from .conf import option
 from .handlers import HANDLERS, PIPELINED
 from .localgroups import DIRECT_SENDER, local_groups
-from .permissions import VIEW, load_access
+from .permissions import VIEW, load_accesses
 from .protocol import (
     CLOSE_TOO_BIG,
     CLOSE_UNAUTHENTICATED,
@@ -38,7 +39,8 @@ from .services.rooms import notifications, rooms_with_unread_flag
 
 logger = logging.getLogger(__name__)
 
-load_access_db = database_sync_to_async(load_access)
+# Connections' first requests in a room load their Access together (see load_accesses).
+access_loader = Batcher(database_sync_to_async(load_accesses))
 
 
 @database_sync_to_async
@@ -243,7 +245,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         is missing. Cached until a membership message for the room arrives."""
         access = self.access.get(room_id)
         if access is None:
-            access = await load_access_db(self.user, room_id)
+            access = await access_loader.submit((self.user, room_id))
             if access is None:
                 raise ProtocolError(ERROR_NOT_FOUND, "Room not found.")
             self.access[room_id] = access

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from django.contrib.contenttypes.models import ContentType
 from guardian.models import UserObjectPermission
-from guardian.shortcuts import assign_perm, get_user_perms, remove_perm
+from guardian.shortcuts import assign_perm, remove_perm
 
 from .models import Membership, Room
 
@@ -89,11 +89,41 @@ class Access:
 
 def load_access(user, room_id):
     """The user's Access to a room, or None when they cannot see it (two queries)."""
-    membership = Membership.objects.select_related("room").filter(user=user, room_id=room_id)
-    membership = membership.first()
-    if membership is None:
-        return None
-    perms = frozenset(get_user_perms(user, membership.room))
-    if VIEW not in perms:
-        return None
-    return Access(room_id, membership.room.kind, membership.role, perms)
+    (access,) = load_accesses([(user, room_id)])
+    return access
+
+
+def load_accesses(pairs):
+    """``load_access`` for many ``(user, room_id)`` pairs in the same two queries.
+
+    Every connection loads its Access to a room at its first request there, so after a restart
+    all clients reconnecting and sending at once would otherwise queue thousands of queries on
+    the database thread (consumers batch them: ChatConsumer.require).
+    """
+    user_ids = {user.pk for user, _ in pairs}
+    room_ids = {room_id for _, room_id in pairs}
+    memberships = {
+        (m.user_id, m.room_id): m
+        for m in Membership.objects.select_related("room").filter(
+            user_id__in=user_ids, room_id__in=room_ids
+        )
+    }
+    perms = {}
+    room_type = ContentType.objects.get_for_model(Room)
+    granted = UserObjectPermission.objects.filter(  # what guardian's get_user_perms reads
+        content_type=room_type,
+        permission__content_type=room_type,
+        user_id__in=user_ids,
+        object_pk__in=[str(room_id) for room_id in room_ids],
+    ).values_list("user_id", "object_pk", "permission__codename")
+    for user_id, object_pk, codename in granted:
+        perms.setdefault((user_id, int(object_pk)), set()).add(codename)
+    accesses = []
+    for user, room_id in pairs:
+        membership = memberships.get((user.pk, room_id))
+        held = frozenset(perms.get((user.pk, room_id), ()))
+        if membership is None or VIEW not in held or not user.is_active:
+            accesses.append(None)
+        else:
+            accesses.append(Access(room_id, membership.room.kind, membership.role, held))
+    return accesses
