@@ -6,6 +6,7 @@ every name defined here, and tests/chat/test_protocol_doc.py keeps the two in st
 """
 
 import json
+import re
 from dataclasses import dataclass, field
 
 from .conf import option
@@ -94,11 +95,19 @@ def ids_or_empty_field(name, value):
     return ids_field(name, value, allow_empty=True)
 
 
+# What no database column can hold: PostgreSQL text refuses U+0000, and an unpaired surrogate
+# (a JSON escape such as "\ud800" alone) has no UTF-8 form. Stored in a batch, either would
+# fail the whole batch, other users' messages with it.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 def text_field(max_length, blank=False):
     def check(name, value):
         limit = _limit(max_length)
         if not isinstance(value, str):
             raise invalid(f"'{name}' must be a string.")
+        if _UNSTORABLE.search(value):
+            raise invalid(f"'{name}' must not contain U+0000 or unpaired surrogates.")
         if not blank and not value.strip():
             raise invalid(f"'{name}' must not be blank.")
         if len(value) > limit:

@@ -75,6 +75,31 @@ async def test_validation_not_found_permission_conflict(connect, users):
     assert await a.error("room.join", {"room_id": room_id}) == 4005
 
 
+@pytest.mark.parametrize("bad", ["nul \x00 byte", "lone \ud83d high", "\udc00"])
+async def test_text_no_database_can_store_is_4003_and_the_sends_around_it_are_stored(
+    connect, users, bad
+):
+    """U+0000 and unpaired surrogates (JSON escapes) would fail the whole batch they are
+    stored in, the sends of others with them; they are refused alone, before storing."""
+    a, b = await connect(users.alice), await connect(users.bob)
+    data = {"type": "group", "name": "g", "members": [users.bob.pk]}
+    room_id = (await a.ok("room.create", data))["room"]["id"]
+    await b.expect("roomcreate.dispatch")
+    for request_id, content in (("s1", "before"), ("s2", bad), ("s3", "after")):
+        await a.send("message.send", {"room_id": room_id, "content": content}, request_id)
+    replies = [await a.recv() for _ in range(3)]
+    assert [r["request_id"] for r in replies] == ["s1", "s2", "s3"]
+    assert replies[1]["eventType"] == "error" and replies[1]["error"]["code"] == 4003
+    assert [replies[i]["data"]["message"]["content"] for i in (0, 2)] == ["before", "after"]
+    assert [(await b.expect("message.dispatch"))["seq"] for _ in range(2)] == [2, 3]
+    send = {"room_id": room_id, "content": "x", "client_msg_id": bad}
+    assert await a.error("message.send", send) == 4003
+    assert await a.error("room.create", {"type": "group", "name": bad}) == 4003
+    # A surrogate pair escaped in JSON is one character, stored as such.
+    smile = await a.ok("message.send", {"room_id": room_id, "content": "\ud83d\ude00"})
+    assert smile["message"]["content"] == "\U0001f600"
+
+
 async def test_internal_error_is_4006_without_traceback(connect, users, monkeypatch, caplog):
     def explode(*args):
         raise RuntimeError("secret internals")
