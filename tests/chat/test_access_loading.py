@@ -1,7 +1,5 @@
 """Access to rooms, loaded for many (user, room) pairs at once (permissions.load_accesses)."""
 
-import asyncio
-
 import pytest
 from channels.db import database_sync_to_async
 from django.db import connection
@@ -12,6 +10,8 @@ from chatserver.chat.consumers import access_loader
 from chatserver.chat.models import Membership, Room
 from chatserver.chat.permissions import VIEW, Access, load_access, load_accesses
 from chatserver.chat.services import rooms as room_service
+
+from .races import HeldBatches
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -88,36 +88,19 @@ def test_loading_many_pairs_costs_the_queries_of_one(world):
     assert queries([(user, room_id) for user in people for room_id in rooms]) == 2
 
 
-@pytest.fixture
-def gated_loader(monkeypatch):
-    """Hold the first Access batch until the test opens the gate; records batch sizes."""
-    gate, sizes, real = asyncio.Event(), [], access_loader.run_batch
-
-    async def gated(items):
-        sizes.append(len(items))
-        await gate.wait()
-        return await real(items)
-
-    monkeypatch.setattr(access_loader, "run_batch", gated)
-    return gate, sizes
-
-
 async def test_first_requests_of_many_connections_load_their_access_together(
-    connect, users, gated_loader
+    connect, users, monkeypatch
 ):
-    gate, sizes = gated_loader
+    held = HeldBatches(monkeypatch, access_loader)
     group = await database_sync_to_async(create)(users.alice, "group", [users.bob, users.carol])
     clients = [await connect(user) for user in (users.alice, users.bob, users.carol, users.dave)]
     for i, client in enumerate(clients):
         await client.send("room.info", {"room_id": group}, f"info{i}")
-    for _ in range(200):  # every request waits: in the held batch or queued behind it
-        queue = access_loader._loops.get(asyncio.get_running_loop())
-        if queue is not None and sum(sizes) + len(queue.items) == 4:
-            break
-        await asyncio.sleep(0.01)
-    gate.set()
+    # Every request waits: in the held batch or queued behind it.
+    await held.until(lambda: sum(held.sizes) + held.waiting() == 4, "requests did not queue")
+    held.gate.set()
     replies = [await client.recv() for client in clients]
-    assert sum(sizes) == 4 and len(sizes) <= 2, sizes  # not one call per connection
+    assert sum(held.sizes) == 4 and len(held.sizes) <= 2, held.sizes  # not one per connection
     assert [reply["request_id"] for reply in replies] == ["info0", "info1", "info2", "info3"]
     assert [reply["eventType"] for reply in replies[:3]] == ["roominfo.dispatch"] * 3
     assert replies[3]["eventType"] == "error" and replies[3]["error"]["code"] == 4004

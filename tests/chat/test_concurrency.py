@@ -5,15 +5,15 @@ Real threads with their own database connections, so the locks of the database i
 """
 
 import threading
-import time
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 
-from chatserver.chat import eventlog
 from chatserver.chat.models import Membership, Message, Room, RoomEvent
 from chatserver.chat.protocol import ProtocolError
 from chatserver.chat.services import messages, rooms
+
+from .races import store_a_resend_and_hold
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -89,26 +89,13 @@ def test_a_resend_racing_a_batch_is_answered_with_the_winner(people, monkeypatch
     change = rooms.create_room(alice, {"type": "group", "name": "r", "members": [bob.pk]})
     room_id = change.data["room_id"]
     holding, winner = threading.Event(), {}
-
-    def store_and_hold():
-        # The rows another daemon's send writes, committed only after the batch has started.
-        try:
-            with transaction.atomic():
-                seq = eventlog.next_seq(room_id)
-                message = Message.objects.create(
-                    room_id=room_id, seq=seq, author=alice, content="w", client_msg_id="race"
-                )
-                eventlog.record(room_id, eventlog.MESSAGE_CREATED, message_id=message.pk, seq=seq)
-                winner["id"] = message.pk
-                holding.set()
-                time.sleep(1.0)  # the batch below is waiting on this transaction's locks
-        finally:
-            connection.close()
-
+    never = threading.Event()  # the holder commits after a second, while the batch waits
     batches = []
     real_batch = messages._send_batch
     monkeypatch.setattr(messages, "_send_batch", lambda r: batches.append(r) or real_batch(r))
-    thread = threading.Thread(target=store_and_hold)
+    thread = threading.Thread(
+        target=store_a_resend_and_hold, args=(room_id, alice, holding, never, winner, 1.0)
+    )
     thread.start()
     assert holding.wait(10)
     outcomes = messages.send_messages(

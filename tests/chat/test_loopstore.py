@@ -19,6 +19,8 @@ from chatserver.chat.protocol import ProtocolError
 from chatserver.chat.services import one_statement
 from chatserver.chat.services import rooms as room_service
 
+from .races import store_a_resend_and_hold
+
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(
@@ -174,23 +176,6 @@ async def test_a_send_to_a_deleted_room_is_4004(users):
     assert await database_sync_to_async(Message.objects.filter(room_id=room_id).count)() == 0
 
 
-def hold_a_resend(room_id, author, holding, release, winner):
-    """Store (author, "race") in a transaction left open until ``release`` is set, as another
-    daemon's send would be: a statement storing the same client_msg_id waits for it."""
-    try:
-        with transaction.atomic():
-            seq = eventlog.next_seq(room_id)
-            message = Message.objects.create(
-                room_id=room_id, seq=seq, author=author, content="w", client_msg_id="race"
-            )
-            eventlog.record(room_id, eventlog.MESSAGE_CREATED, message_id=message.pk, seq=seq)
-            winner["id"] = message.pk
-            holding.set()
-            release.wait(10)
-    finally:
-        connection.close()
-
-
 async def waiting_on_a_lock(pid):
     @database_sync_to_async
     def wait_event_type():
@@ -217,7 +202,9 @@ async def test_a_resend_racing_the_statement_is_answered_with_the_winner(users, 
     await loopstore.send_messages([(bob, room_id, {"content": "opens the connection"})])
     elsewhere = [(alice, other_room, {"content": "elsewhere"})] if with_another_room else []
     holding, release, winner = threading.Event(), threading.Event(), {}
-    holder = threading.Thread(target=hold_a_resend, args=(room_id, alice, holding, release, winner))
+    holder = threading.Thread(
+        target=store_a_resend_and_hold, args=(room_id, alice, holding, release, winner)
+    )
     holder.start()
     try:
         assert await asyncio.to_thread(holding.wait, 10)

@@ -6,6 +6,8 @@ import pytest
 
 from chatserver.chat.models import Message, RoomEvent
 
+from .races import HeldBatches
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -216,25 +218,13 @@ def gated_store(monkeypatch):
     """
     from chatserver.chat.handlers.messages import store_messages
 
-    gate, sizes, real = asyncio.Event(), [], store_messages.run_batch
-
-    async def gated(items):
-        sizes.append(len(items))
-        await gate.wait()
-        return await real(items)
-
-    monkeypatch.setattr(store_messages, "run_batch", gated)
+    held = HeldBatches(monkeypatch, store_messages)
 
     async def queued(count):
         """Wait until the first batch is held and ``count`` more sends queue behind it."""
-        for _ in range(200):
-            queue = store_messages._loops.get(asyncio.get_running_loop())
-            if sizes and len(queue.items) == count:
-                return
-            await asyncio.sleep(0.01)
-        raise AssertionError(f"sends did not queue: {sizes}, {len(queue.items)} queued")
+        await held.until(lambda: held.sizes and held.waiting() == count, "sends did not queue")
 
-    return gate, sizes, queued
+    return held.gate, held.sizes, queued
 
 
 async def test_sends_are_pipelined_and_answered_in_frame_order(connect, users, gated_store):
