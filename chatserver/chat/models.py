@@ -57,7 +57,9 @@ class Room(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     # The seq of the newest RoomEvent; incremented in the transaction that writes the event.
     last_seq = models.PositiveBigIntegerField(default=0)
-    last_event_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Not indexed: every stored message bumps last_seq and last_event_at, and an update that
+    # touches no indexed column can stay on the row's page (a HOT update, see migration 0003).
+    last_event_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         # view_room is Django's default permission; the others are granted per room by role.

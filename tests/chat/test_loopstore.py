@@ -345,3 +345,17 @@ async def test_statements_are_prepared_unless_the_database_options_say_otherwise
     loopstore.install(asyncio.get_running_loop())
     await loopstore.send_messages([(users.alice, room_id, {"content": "y"})])
     assert store_of_this_loop()._connection.prepare_threshold is None
+
+
+async def test_the_prepared_insert_is_planned_for_each_batch(users):
+    """A generic plan, made once while the tables are small, would stay as they grow (one made
+    so walked the author's messages for every resend check); each batch gets a custom plan."""
+    room_id = await database_sync_to_async(make_room)(users.alice, [])
+    for i in range(15):  # prepared after five runs, planned generically from its sixth
+        await loopstore.send_messages([(users.alice, room_id, {"content": f"m{i}"})])
+    cursor = await store_of_this_loop()._connection.execute(
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+        " WHERE statement LIKE 'WITH batch%%'"
+    )
+    ((generic, custom),) = await cursor.fetchall()
+    assert generic == 0 and custom >= 10, (generic, custom)
