@@ -7,9 +7,10 @@ call into libpq, while the event loop holds it writing to sockets (in the bench 
 insert (services/one_statement.py) on a psycopg ``AsyncConnection`` of its own, one statement
 per room of the batch, all in one round trip (the thread's ORM path for several rooms costs one
 per room and four more), and goes on writing until PostgreSQL answers. psycopg prepares a
-statement it has run five times (Django's connections never do), so PostgreSQL stops parsing
-and planning it for every batch; an explicit ``prepare_threshold`` in the database OPTIONS
-still wins (None behind a PgBouncer that cannot keep prepared statements).
+statement it has run five times (Django's connections never do), which spares PostgreSQL the
+parsing; each batch is still planned for its values (see _connected). An explicit
+``prepare_threshold`` in the database OPTIONS wins (None behind a PgBouncer that cannot keep
+prepared statements).
 
 The daemon installs one per event loop and closes it on shutdown (a connection must not outlive
 its loop); without one, and for every batch the statement cannot store (SQLite, replies and
