@@ -347,15 +347,33 @@ async def test_statements_are_prepared_unless_the_database_options_say_otherwise
     assert store_of_this_loop()._connection.prepare_threshold is None
 
 
-async def test_the_prepared_insert_is_planned_for_each_batch(users):
-    """A generic plan, made once while the tables are small, would stay as they grow (one made
-    so walked the author's messages for every resend check); each batch gets a custom plan."""
+async def test_the_prepared_inserts_probe_the_message_index_in_their_generic_plans(users):
+    """A generic plan is made once, maybe while the tables are small, and kept as they grow:
+    for every batch size it must look resends up by index, not hash the whole message table
+    (which made every batch slower as messages piled up)."""
     room_id = await database_sync_to_async(make_room)(users.alice, [])
-    for i in range(15):  # prepared after five runs, planned generically from its sixth
-        await loopstore.send_messages([(users.alice, room_id, {"content": f"m{i}"})])
-    cursor = await store_of_this_loop()._connection.execute(
-        "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
-        " WHERE statement LIKE 'WITH batch%%'"
+    for i in range(8):  # each size prepared after five runs
+        for size in (1, 2, 3):
+            batch = [{"content": "m", "client_msg_id": f"{i}-{size}-{k}"} for k in range(size)]
+            await loopstore.send_messages([(users.alice, room_id, data) for data in batch])
+    connection = store_of_this_loop()._connection
+    await connection.execute("ANALYZE chat_message, chat_room")  # a small site's statistics
+    await connection.execute("SET plan_cache_mode = force_generic_plan")
+    prepared = await connection.execute(
+        "SELECT name, statement FROM pg_prepared_statements WHERE statement LIKE 'WITH batch%%'"
     )
-    ((generic, custom),) = await cursor.fetchall()
-    assert generic == 0 and custom >= 10, (generic, custom)
+    plans = {}
+    for name, statement in await prepared.fetchall():
+        size = statement.count("), (") + 1  # rows of the VALUES list
+        messages = {
+            k: Message(room_id=room_id, author=users.alice, content="x") for k in range(size)
+        }
+        _, params = one_statement.statement(room_id, messages)
+        cursor = psycopg.AsyncClientCursor(connection)
+        await cursor.execute(f"EXPLAIN EXECUTE {name}({', '.join(['%s'] * len(params))})", params)
+        plans[size] = "\n".join(row[0] for row in await cursor.fetchall())
+    await connection.execute("RESET plan_cache_mode")
+    assert sorted(plans) == [1, 2, 3]
+    for size, plan in plans.items():
+        assert "Seq Scan on chat_message" not in plan and "hashed" not in plan, (size, plan)
+        assert "using chat_message_client_msg_id on chat_message" in plan, (size, plan)
