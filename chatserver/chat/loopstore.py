@@ -89,14 +89,19 @@ class LoopStore:
         params.setdefault("application_name", APPLICATION_NAME)  # for pg_stat_activity
         try:
             connection = await psycopg.AsyncConnection.connect(**params, autocommit=True)
-            # Its one statement looks rows up by key. A prepared statement's generic plan is
-            # made once, maybe while the tables are small and a sequential scan looks cheapest,
-            # and kept as they grow: every batch got slower as messages piled up (in the bench
-            # 89k deliveries/s fell to 34k in five runs). Index probes stay right at any size.
-            await connection.execute("SET enable_seqscan = off")
-            role = settings["OPTIONS"].get("assume_role")
-            if role:  # as Django's own connections do
-                await connection.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+            try:
+                # Its one statement looks rows up by key. A prepared statement's generic plan
+                # is made once, maybe while the tables are small and a sequential scan looks
+                # cheapest, and kept as they grow: every batch got slower as messages piled up
+                # (in the bench 89k deliveries/s fell to 34k in five runs). Index probes stay
+                # right at any size.
+                await connection.execute("SET enable_seqscan = off")
+                role = settings["OPTIONS"].get("assume_role")
+                if role:  # as Django's own connections do
+                    await connection.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+            except BaseException:
+                await connection.close()  # not left open for the garbage collector
+                raise
         except psycopg.OperationalError as error:
             if not self._failing:
                 logger.warning("Storing messages in the database thread: %s", error)

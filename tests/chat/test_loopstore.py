@@ -5,8 +5,10 @@ that sends a message goes this way there as well (conftest installs a LoopStore 
 """
 
 import asyncio
+import gc
 import logging
 import threading
+import warnings
 
 import psycopg
 import pytest
@@ -377,3 +379,22 @@ async def test_the_prepared_inserts_probe_the_message_index_in_their_generic_pla
     for size, plan in plans.items():
         assert "Seq Scan on chat_message" not in plan and "hashed" not in plan, (size, plan)
         assert "using chat_message_client_msg_id on chat_message" in plan, (size, plan)
+
+
+async def test_a_connection_that_cannot_be_set_up_is_closed_not_kept(users, monkeypatch):
+    """OPTIONS naming a role that does not exist: the batch fails, as Django's own connection
+    would, and the half-set-up connection is closed, not kept or left to the garbage collector
+    (psycopg warns about a connection deleted while open)."""
+    room_id = await database_sync_to_async(make_room)(users.alice, [])
+    options = loopstore.connections["default"].settings_dict["OPTIONS"]
+    monkeypatch.setitem(options, "assume_role", "no_such_role")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(psycopg.Error):
+            await loopstore.send_messages([(users.alice, room_id, {"content": "x"})])
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)], caught
+    assert store_of_this_loop()._connection is None
+    monkeypatch.undo()
+    (outcome,) = await loopstore.send_messages([(users.alice, room_id, {"content": "y"})])
+    assert outcome[0]["seq"] == 2
