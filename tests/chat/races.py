@@ -1,11 +1,25 @@
 """Helpers for races the database and the batchers must settle."""
 
 import asyncio
+import inspect
 
 from django.db import connection, transaction
 
 from chatserver.chat import eventlog
 from chatserver.chat.models import Message
+
+
+async def wait_for(predicate, timeout=5):
+    """Poll ``predicate()`` (a bool or an awaitable of one) until it is true; TimeoutError
+    after ``timeout`` seconds."""
+    async with asyncio.timeout(timeout):
+        while True:
+            done = predicate()
+            if inspect.isawaitable(done):
+                done = await done
+            if done:
+                return
+            await asyncio.sleep(0.01)
 
 
 def store_a_resend_and_hold(room_id, author, holding, release, winner, hold=10.0):
@@ -52,8 +66,9 @@ class HeldBatches:
         return 0 if queue is None else len(queue.items)
 
     async def until(self, predicate, what):
-        for _ in range(200):
-            if predicate():
-                return
-            await asyncio.sleep(0.01)
-        raise AssertionError(f"{what}: batches {self.sizes}, {self.waiting()} waiting")
+        try:
+            await wait_for(predicate, timeout=2)
+        except TimeoutError:
+            raise AssertionError(
+                f"{what}: batches {self.sizes}, {self.waiting()} waiting"
+            ) from None

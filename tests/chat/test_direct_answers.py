@@ -13,6 +13,7 @@ from chatserver.chat.protocol import ProtocolError
 from chatserver.chat.tokens import issue_access_token
 
 from .conftest import ORIGIN
+from .races import wait_for
 
 
 async def test_answers_stored_together_go_out_in_one_pass_of_the_loop():
@@ -77,12 +78,6 @@ class RecordingSender:
 
     def send_prepared(self, prepared):
         self.frames.append(("room", json.loads(prepared)))
-
-
-async def wait_for(predicate, timeout=2):
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -10,6 +10,8 @@ from channels_redis.pubsub import RedisPubSubChannelLayer
 from chatserver.chat.fanout import ROOM_EVENT
 from chatserver.chat.localgroups import LocalGroups
 
+from .races import wait_for
+
 
 class Member:
     """Stands in for a ChatConsumer: records what the local groups hand it."""
@@ -57,12 +59,6 @@ class Factory:
 
 def room_message(text, room_id=1):
     return {"type": ROOM_EVENT, "group": f"room.{room_id}", "room_id": room_id, "text": text}
-
-
-async def wait_for(predicate, timeout=5):
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 async def test_one_layer_subscription_per_group_and_process():

@@ -21,7 +21,7 @@ from chatserver.chat.protocol import ProtocolError
 from chatserver.chat.services import one_statement
 from chatserver.chat.services import rooms as room_service
 
-from .races import store_a_resend_and_hold
+from .races import store_a_resend_and_hold, wait_for
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -185,11 +185,10 @@ async def waiting_on_a_lock(pid):
             cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
             return cursor.fetchone()[0]
 
-    for _ in range(200):
-        if await wait_event_type() == "Lock":
-            return
-        await asyncio.sleep(0.025)
-    raise AssertionError("the loop's statement never waited on the lock")
+    async def waiting():
+        return await wait_event_type() == "Lock"
+
+    await wait_for(waiting)  # TimeoutError: the loop's statement never waited on the lock
 
 
 @pytest.mark.parametrize("with_another_room", [False, True])
@@ -332,7 +331,19 @@ async def test_a_loop_without_a_loopstore_uses_the_database_thread(users):
     await loopstore.uninstall()
     (outcome,) = await loopstore.send_messages([(users.alice, room_id, {"content": "x"})])
     assert outcome[0]["seq"] == 2
-    assert loopstore._stores.get(asyncio.get_running_loop()) is None
+    # Stored by the database thread: no loop connection is open (an earlier test's closed one
+    # may take a moment to leave pg_stat_activity).
+    await wait_for(no_loop_connection)
+
+
+@database_sync_to_async
+def no_loop_connection():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+            [loopstore.APPLICATION_NAME],
+        )
+        return cursor.fetchone()[0] == 0
 
 
 async def test_statements_are_prepared_unless_the_database_options_say_otherwise(
