@@ -109,3 +109,27 @@ def cpu_seconds(pid):
     except (FileNotFoundError, ProcessLookupError):
         return None
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def host_cpu_ticks():
+    """The machine's CPU time so far, from the first line of /proc/stat: ``(busy, steal,
+    total)`` in clock ticks over all CPUs (busy excludes idle, iowait and steal)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = fields
+    return user + nice + system + irq + softirq, steal, sum(fields)
+
+
+def host_cpu_shares(before, after):
+    """Shares of all CPUs' time between two ``host_cpu_ticks()``: busy (any process, ours or
+    another tenant's) and stolen by the hypervisor, the two ways a shared machine's noise
+    shows."""
+    if before is None or after is None or after[2] <= before[2]:
+        return {}
+    total = after[2] - before[2]
+    return {
+        "host_busy": round((after[0] - before[0]) / total, 3),
+        "host_steal": round((after[1] - before[1]) / total, 3),
+    }

@@ -128,6 +128,14 @@ def fmt(value):
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+def repetitions(params):
+    """How a scenario was repeated, in words."""
+    reps, rounds = params["reps"], params.get("rounds", 1)
+    if rounds == 1:
+        return f"{reps} repetitions"
+    return f"{reps * rounds} repetitions ({reps} in each of {rounds} rounds over all servers)"
+
+
 def markdown(results):
     keys = [k for k in ORDER if k in results["servers"]]
     labels = [results["servers"][k].get("label", k) for k in keys]
@@ -139,7 +147,7 @@ def markdown(results):
         f"{meta.get('layer')} · {meta.get('machine', {}).get('cpus')} CPUs "
         f"({meta.get('machine', {}).get('cpu_model', '?')}) · {meta.get('seconds')} s",
         "",
-        f"Medians of {meta['params']['reps']} repetitions; (×r) = ratio to {BASELINE} (b) "
+        f"Medians of {repetitions(meta['params'])}; (×r) = ratio to {BASELINE} (b) "
         "in the same run.",
         "",
         "| scenario | metric | " + " | ".join(labels) + " |",

@@ -28,7 +28,15 @@ from pathlib import Path
 
 from . import client, report
 from .infra import Postgres, Redis
-from .proc import Managed, cpu_seconds, raise_nofile, rss_kib, wait_for_unix_socket
+from .proc import (
+    Managed,
+    cpu_seconds,
+    host_cpu_shares,
+    host_cpu_ticks,
+    raise_nofile,
+    rss_kib,
+    wait_for_unix_socket,
+)
 from .servers import BASELINE, ORDER, REF_PROJECT, REF_VENV, REPO, SERVERS, VENV_BIN
 
 
@@ -39,6 +47,9 @@ class BenchError(Exception):
 @dataclass
 class Params:
     reps: int = 3
+    # Rounds run every server again in turn: each server's repetitions are spread over the
+    # whole run, so a noisy stretch of a shared machine does not fall on one server alone.
+    rounds: int = 1
     workers: int = 2
     storm_conns: int = 1000
     storm_concurrency: int = 48
@@ -106,6 +117,7 @@ class Context:
         self.database_note = database_note
         self._setups = {}
         self.py_spy = None
+        self.round = 1  # the round being run (Params.rounds)
         self.gc_diag = False
         self.snapshot = None
         self.snapshot_revision = None
@@ -376,6 +388,11 @@ class Runner:
         self.pool.broadcast({"cmd": "close"}, timeout=30)
         settle(self.pid, max_wait=15)
 
+    def client_cpu(self):
+        """CPU seconds the load-client processes have used so far (None if one is gone)."""
+        seconds = [cpu_seconds(proc.pid) for proc in self.pool.procs]
+        return None if None in seconds else sum(seconds)
+
     def check_alive(self):
         if not self.process.alive():
             raise BenchError(f"server exited: {self.process.log_tail(8)}")
@@ -450,7 +467,7 @@ class Runner:
     def start_profile(self, name, seconds):
         """py-spy (``--py-spy``) samples the server during the first repetition of ``name``."""
         ctx = self.ctx
-        if not ctx.py_spy or name not in ctx.profile_scenarios:
+        if not ctx.py_spy or name not in ctx.profile_scenarios or ctx.round > 1:
             return None
         path = ctx.out / f"profile-{self.server.key}-{name}.txt"
         argv = [
@@ -488,6 +505,7 @@ class Runner:
             t_start = time.monotonic() + 0.3
             rep_id = self.next_rep()
             profiler = self.start_profile(name, duration) if not reps else None
+            clients0, host0 = self.client_cpu(), host_cpu_ticks()
             cpu0, wall0 = cpu_seconds(self.pid), time.monotonic()
             results = self.pool.call(
                 [
@@ -511,6 +529,7 @@ class Runner:
                 timeout=duration + self.p.drain + 30,
             )
             cpu1, wall1 = cpu_seconds(self.pid), time.monotonic()
+            clients1, host1 = self.client_cpu(), host_cpu_ticks()
             if profiler is not None:
                 profiler.stop(timeout=duration + 20)
             hist = {}
@@ -537,6 +556,13 @@ class Runner:
                         if cpu0 is not None and cpu1 is not None
                         else None
                     ),
+                    # Where the CPUs went: the load clients share them with the server.
+                    "client_cpu": (
+                        round((clients1 - clients0) / (wall1 - wall0), 2)
+                        if clients0 is not None and clients1 is not None
+                        else None
+                    ),
+                    **host_cpu_shares(host0, host1),
                     **percentiles(hist),
                     "other_samples": [x for r in results for x in r["other_samples"]][:3],
                 }
@@ -606,7 +632,9 @@ def medians(reps):
 
 
 def run_server(server, ctx, deadline, log_dir):
+    """Start ``server``, run every scenario of this round on it, stop it; its record."""
     p = ctx.params
+    suffix = f"-round{ctx.round}" if ctx.round > 1 else ""
     # The tree may change between servers (others commit while a long run goes on): record it.
     revision = ctx.snapshot_revision if ctx.snapshot else git_revision()
     record = {"label": server.label, "scenarios": {}, "error": None, "git": revision}
@@ -626,13 +654,13 @@ def run_server(server, ctx, deadline, log_dir):
         return record
     env = server.env(ctx)
     if "CHATBENCH_GC_LOG" in env:
-        env["CHATBENCH_GC_LOG"] = env["CHATBENCH_GC_LOG"].replace("{server}", server.key)
+        env["CHATBENCH_GC_LOG"] = env["CHATBENCH_GC_LOG"].replace("{server}", server.key + suffix)
     process = Managed(
         server.key,
         server.argv(sock, ctx),
         env=env,
         cwd=server.cwd(ctx),
-        log_path=log_dir / f"{server.key}.log",
+        log_path=log_dir / f"{server.key}{suffix}.log",
     )
     pool = None
     try:
@@ -649,7 +677,10 @@ def run_server(server, ctx, deadline, log_dir):
             return record
         record["rss_start_kib"] = rss_kib(process.pid)
 
-        phases = [(f"idle_{n}", lambda n=n: runner.idle(n)) for n in p.idle_counts]
+        # Memory is read once, on a server that has run nothing else: in the first round.
+        phases = []
+        if ctx.round == 1:
+            phases += [(f"idle_{n}", lambda n=n: runner.idle(n)) for n in p.idle_counts]
         phases.append(("connect_storm", runner.connect_storm))
         for size in sorted(set(p.fanout_sizes)):
             extra = None
@@ -715,6 +746,31 @@ def run_server(server, ctx, deadline, log_dir):
             pool.close()
         record["exit_code"] = process.stop(timeout=20)
     return record
+
+
+def merge_round(records, key, record, round_no):
+    """Add one round's record of a server to its records so far: the repetitions of every
+    repeated scenario are pooled (each marked with its round) and their medians recomputed."""
+    for scenario in record["scenarios"].values():
+        for rep in scenario.get("reps", ()) if isinstance(scenario, dict) else ():
+            rep["round"] = round_no
+    rounds = {k: record.get(k) for k in ("error", "pid", "git", "exit_code", "setup_seconds")}
+    kept = records.get(key)
+    if kept is None:
+        record["rounds"] = [rounds]
+        records[key] = record
+        return
+    kept["rounds"].append(rounds)
+    if record.get("error") and not kept.get("error"):
+        kept["error"] = f"round {round_no}: {record['error']}"
+    for name, scenario in record["scenarios"].items():
+        before = kept["scenarios"].get(name)
+        if isinstance(before, dict) and "reps" in before:
+            if isinstance(scenario, dict) and scenario.get("reps"):
+                before["reps"].extend(scenario["reps"])
+                before["median"] = medians(before["reps"])
+        else:  # nothing measured before (an error, or skipped): this round's result stands
+            kept["scenarios"][name] = scenario
 
 
 # -- the whole run -----------------------------------------------------------------------------
@@ -814,6 +870,11 @@ def main(argv=None):
     )
     parser.add_argument("--reps", type=int, help="repetitions per measurement (median reported)")
     parser.add_argument(
+        "--rounds",
+        type=int,
+        help="run every server this many times in turn, pooling their repetitions",
+    )
+    parser.add_argument(
         "--idle-duration", type=float, help="seconds of heartbeats before RSS is read"
     )
     parser.add_argument("--idle-counts", help="comma-separated idle socket counts, e.g. 1000,5000")
@@ -846,6 +907,7 @@ def main(argv=None):
     params = Params.smoke() if args.smoke else Params()
     for name in (
         "reps",
+        "rounds",
         "idle_duration",
         "duration",
         "workers",
@@ -926,10 +988,14 @@ def main(argv=None):
         ctx.py_spy = args.py_spy
         ctx.gc_diag = args.gc_diag
         ctx.profile_scenarios = tuple(x for x in args.profile_scenarios.split(",") if x)
-        for key in keys:
-            print(f"== {key}", file=sys.stderr, flush=True)
-            results["servers"][key] = run_server(SERVERS[key], ctx, deadline, out)
-            (out / "results.json").write_text(json.dumps(results, indent=1))
+        for round_no in range(1, params.rounds + 1):
+            ctx.round = round_no
+            for key in keys:
+                of = f" (round {round_no} of {params.rounds})" if params.rounds > 1 else ""
+                print(f"== {key}{of}", file=sys.stderr, flush=True)
+                record = run_server(SERVERS[key], ctx, deadline, out)
+                merge_round(results["servers"], key, record, round_no)
+                (out / "results.json").write_text(json.dumps(results, indent=1))
     finally:
         if ctx is not None:
             if ctx.postgres:
