@@ -11,7 +11,9 @@ through the consumer's ordinary ``send``.
 Messages leave for the layer through an outbox per group, so other processes get a room's
 messages in the order this one delivered them (groups do not wait for each other), and a request
 that does not need to know when the layer has them (a stored message's broadcast) does not wait
-a Redis round trip for it.
+a Redis round trip for it. What queued in an outbox while the previous send was in flight leaves
+as one layer message (``LAYER_BATCH``): a busy room costs a Redis round trip per batch, not per
+message, so the outbox keeps up with the rate the daemon stores messages at.
 
 Group memberships in the layer are re-asserted every ``refresh_interval`` seconds, so a Redis
 restart or the layer's group expiry cannot silently drop a live socket from a room; a client that
@@ -19,6 +21,7 @@ missed frames meanwhile sees a ``seq`` gap and resumes.
 """
 
 import asyncio
+import itertools
 import logging
 import uuid
 from collections import defaultdict, deque
@@ -27,10 +30,19 @@ logger = logging.getLogger(__name__)
 
 DIRECT_SENDER = "chatserver.direct_sender"  # ASGI scope extension set by the daemon
 ROOM_EVENT = "room.event"  # a pre-encoded room frame, written after ChatConsumer.wants_room_frame
+LAYER_BATCH = "localgroups.batch"  # several group messages in one layer message, in order
 
 
 class LocalGroups:
-    def __init__(self, layer, refresh_interval=30.0, max_concurrent_ops=32, outbox_limit=1000):
+    def __init__(
+        self,
+        layer,
+        refresh_interval=30.0,
+        max_concurrent_ops=32,
+        outbox_limit=1000,
+        batch_limit=100,
+        batch_bytes=256 * 1024,
+    ):
         self.layer = layer
         self.id = uuid.uuid4().hex  # marks what this process publishes (see publish)
         # The loop it serves; holding it also keeps the loop's id from being reused by another
@@ -50,6 +62,8 @@ class LocalGroups:
         self._outbox_tasks = set()
         self._queued = 0  # messages in all outboxes
         self._outbox_limit = outbox_limit
+        self._batch_limit = batch_limit  # messages per layer message
+        self._batch_bytes = batch_bytes  # ... and frame text per layer message, roughly
 
     # -- membership ----------------------------------------------------------------------
 
@@ -118,10 +132,11 @@ class LocalGroups:
             backoff = 0.1
             if message.get("publisher") == self.id:
                 continue  # published here: the local members have it already
-            try:
-                await self.deliver(message)
-            except Exception:
-                logger.exception("local groups: delivering %s failed", message.get("type"))
+            for each in unbatched(message):
+                try:
+                    await self.deliver(each)
+                except Exception:
+                    logger.exception("local groups: delivering %s failed", each.get("type"))
 
     async def publish(self, message, wait=True):
         """Send a group message: to this process's members at once, to the other processes
@@ -161,25 +176,38 @@ class LocalGroups:
         return sent
 
     async def _send_outbox(self, group, outbox):
-        """Hand a group's queued messages to the layer one after the other: each send is
-        complete before the next starts, so no two can overtake each other in Redis."""
+        """Hand a group's queued messages to the layer one send after the other: each send is
+        complete before the next starts, so no two can overtake each other in Redis. A send
+        carries everything queued meanwhile (up to the batch limits) as one LAYER_BATCH."""
         try:
             while outbox:
-                message, sent = outbox[0]
+                taken = self._batch_size(outbox)
+                entries = [outbox[i] for i in range(taken)]
+                if taken == 1:
+                    message = entries[0][0]
+                else:
+                    message = {
+                        "type": LAYER_BATCH,
+                        "group": group,
+                        "publisher": self.id,
+                        "messages": [queued for queued, _ in entries],
+                    }
                 try:
                     await self.layer.group_send(group, message)
-                except Exception as error:  # noqa: BLE001 - the waiter or the log gets it
+                except Exception as error:  # noqa: BLE001 - the waiters or the log get it
                     outcome = error
                 else:
                     outcome = None
-                outbox.popleft()
-                self._queued -= 1
-                if sent.done():  # its waiter was cancelled
-                    continue
-                if outcome is None:
-                    sent.set_result(None)
-                else:
-                    sent.set_exception(outcome)
+                for _ in range(taken):
+                    outbox.popleft()
+                self._queued -= taken
+                for _, sent in entries:
+                    if sent.done():  # its waiter was cancelled
+                        continue
+                    if outcome is None:
+                        sent.set_result(None)
+                    else:
+                        sent.set_exception(outcome)
         finally:
             if self._outboxes.get(group) is outbox:
                 del self._outboxes[group]
@@ -187,6 +215,17 @@ class LocalGroups:
                 while outbox:
                     outbox.popleft()[1].cancel()
                     self._queued -= 1
+
+    def _batch_size(self, outbox):
+        """How many of the oldest queued messages the next layer send carries."""
+        size = len(outbox[0][0].get("text") or "")
+        taken = 1
+        for message, _ in itertools.islice(outbox, 1, self._batch_limit):
+            size += len(message.get("text") or "")
+            if size > self._batch_bytes:
+                break
+            taken += 1
+        return taken
 
     async def deliver(self, message):
         """Hand one group message to the local members of its group."""
@@ -264,6 +303,13 @@ class LocalGroups:
         self._subscribed.clear()
         self.members.clear()
         self._receiver = self._refresher = None
+
+
+def unbatched(message):
+    """The group messages one layer message carries, in publish order."""
+    if message.get("type") == LAYER_BATCH:
+        return message["messages"]
+    return [message]
 
 
 def _log_failure(sent):

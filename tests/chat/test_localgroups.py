@@ -8,7 +8,7 @@ from channels_redis.core import RedisChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
 from chatserver.chat.fanout import ROOM_EVENT
-from chatserver.chat.localgroups import LocalGroups
+from chatserver.chat.localgroups import LAYER_BATCH, LocalGroups, unbatched
 
 from .races import wait_for
 
@@ -257,22 +257,25 @@ async def test_publish_hands_other_messages_to_local_handlers_in_publish_order()
 
 
 class RecordingLayer(InMemoryChannelLayer):
-    """Records the texts the layer was given, in order; the first one, and any named slow,
-    take longest."""
+    """Records the texts the layer was given, in order, and the texts of each send; the first
+    send, and any with a text named slow, take longest."""
 
     def __init__(self, fail=(), slow=()):
         super().__init__()
         self.texts = []
+        self.sends = []
         self.fail = set(fail)
         self.slow = set(slow)
         self.started = False
 
     async def group_send(self, group, message):
+        texts = [each["text"] for each in unbatched(message)]
         first, self.started = not self.started, True
-        await asyncio.sleep(0.05 if first or message["text"] in self.slow else 0)
-        if message["text"] in self.fail:
+        await asyncio.sleep(0.05 if first or self.slow.intersection(texts) else 0)
+        if self.fail.intersection(texts):
             raise ConnectionError("redis is gone")
-        self.texts.append(message["text"])
+        self.texts += texts
+        self.sends.append(texts)
         await super().group_send(group, message)
 
 
@@ -347,3 +350,77 @@ async def test_close_sends_what_the_outbox_holds():
     assert layer.texts == []
     await groups.close()
     assert layer.texts == ["last words"]
+
+
+async def test_messages_queued_during_a_send_leave_together_in_order():
+    layer = RecordingLayer()
+    groups = LocalGroups(layer)
+    await groups.add("room.1", Member("a"))
+    for text in ("one", "two", "three", "four"):
+        await groups.publish(room_message(text), wait=False)
+    await groups.publish(room_message("five"))  # returns once the layer has it
+    assert layer.sends == [["one"], ["two", "three", "four", "five"]]
+    await groups.close()
+
+
+async def test_a_layer_batch_keeps_to_its_limits():
+    layer = RecordingLayer()
+    groups = LocalGroups(layer, batch_limit=2, batch_bytes=10)
+    await groups.add("room.1", Member("a"))
+    for text in ("first", "a", "b", "c", "0123456789", "d", "e"):
+        await groups.publish(room_message(text), wait=False)
+    await wait_for(lambda: len(layer.texts) == 7)
+    # at most two messages a send, and no more than 10 characters of text unless alone
+    assert layer.sends == [["first"], ["a", "b"], ["c"], ["0123456789"], ["d", "e"]]
+    await groups.close()
+
+
+async def test_a_failed_batch_is_raised_to_every_waiting_publisher_in_it():
+    layer = RecordingLayer(fail={"refused"})
+    groups = LocalGroups(layer)
+    member = Member("a")
+    await groups.add("room.1", member)
+    await groups.publish(room_message("slow first"), wait=False)
+    waiting = [
+        asyncio.ensure_future(groups.publish(room_message(text)))
+        for text in ("fine", "refused", "also fine")
+    ]
+    outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+    assert all(isinstance(outcome, ConnectionError) for outcome in outcomes)
+    assert layer.sends == [["slow first"]]
+    assert member.sent == ["slow first", "fine", "refused", "also fine"]  # locally, all of them
+    await groups.close()
+
+
+async def test_a_batch_from_another_process_reaches_every_member_in_order():
+    layer = InMemoryChannelLayer()
+    groups = LocalGroups(layer)
+    member = Member("a")
+    await groups.add("room.1", member)
+    messages = [room_message(f"m{i}") for i in range(3)]
+    await layer.group_send(
+        "room.1", {"type": LAYER_BATCH, "group": "room.1", "publisher": "elsewhere",
+                   "messages": messages},
+    )  # fmt: skip
+    await wait_for(lambda: len(member.sent) == 3)
+    assert member.sent == ["m0", "m1", "m2"]
+    await groups.close()
+
+
+@pytest.mark.timeout(60)
+async def test_a_burst_reaches_the_other_process_through_redis_in_order(redis_url):
+    hosts = [{"address": redis_url, "socket_timeout": None}]
+    layers = [RedisPubSubChannelLayer(hosts=hosts) for _ in range(2)]
+    processes = [LocalGroups(layer) for layer in layers]
+    members = [Member("here"), Member("there")]
+    for groups, member in zip(processes, members, strict=True):
+        await groups.add("room.1", member)
+    texts = [f"message {i}" for i in range(300)]
+    for text in texts:
+        await processes[0].publish(room_message(text), wait=False)
+    await wait_for(lambda: len(members[1].sent) == len(texts), timeout=20)
+    await asyncio.sleep(0.2)  # time for a duplicate to show up, if one were coming
+    assert members[0].sent == texts and members[1].sent == texts
+    for groups, layer in zip(processes, layers, strict=True):
+        await groups.close()
+        await layer.flush()
