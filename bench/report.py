@@ -177,6 +177,8 @@ def markdown(results):
         for name, scenario in record.get("scenarios", {}).items():
             if isinstance(scenario, dict) and "error" in scenario:
                 errors.append((f"{key}/{name}", scenario["error"]))
+            for text in scenario.get("round_errors", ()) if isinstance(scenario, dict) else ():
+                errors.append((f"{key}/{name}", text))
     if errors:
         lines += ["", "Errors:", ""]
         lines += [f"- **{where}**: {str(text)[:300]}" for where, text in errors]

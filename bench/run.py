@@ -46,10 +46,10 @@ class BenchError(Exception):
 
 @dataclass
 class Params:
-    reps: int = 3
+    reps: int = 1  # repetitions of each scenario per round
     # Rounds run every server again in turn: each server's repetitions are spread over the
     # whole run, so a noisy stretch of a shared machine does not fall on one server alone.
-    rounds: int = 1
+    rounds: int = 3
     workers: int = 2
     storm_conns: int = 1000
     storm_concurrency: int = 48
@@ -77,6 +77,7 @@ class Params:
     def smoke(cls):
         return cls(
             reps=1,
+            rounds=1,
             workers=1,
             storm_conns=10,
             storm_concurrency=5,
@@ -769,6 +770,9 @@ def merge_round(records, key, record, round_no):
             if isinstance(scenario, dict) and scenario.get("reps"):
                 before["reps"].extend(scenario["reps"])
                 before["median"] = medians(before["reps"])
+            elif isinstance(scenario, dict) and "error" in scenario:
+                failed = before.setdefault("round_errors", [])
+                failed.append(f"round {round_no}: {scenario['error']}")
         else:  # nothing measured before (an error, or skipped): this round's result stands
             kept["scenarios"][name] = scenario
 

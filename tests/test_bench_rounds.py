@@ -43,9 +43,14 @@ def test_a_failed_round_is_recorded_and_a_later_one_fills_a_missing_scenario():
     assert record["scenarios"]["fanout_100x1"]["reps"][0]["deliveries_per_s"] == 40.0
     assert record["scenarios"]["fanout_100x1"]["reps"][0]["round"] == 2
 
-    merge_round(records, "uvicorn", _record([], error="boom", idle=False), 3)
+    later = _record([], error="boom", idle=False)
+    later["scenarios"]["fanout_100x1"] = {"error": "members failed to connect"}
+    merge_round(records, "uvicorn", later, 3)
     assert record["rounds"][2]["error"] == "boom"
     assert record["error"] == "server did not start"  # the first failure stays named
+    fanout = record["scenarios"]["fanout_100x1"]
+    assert len(fanout["reps"]) == 1  # the measured repetition stands, the failure is named
+    assert fanout["round_errors"] == ["round 3: members failed to connect"]
 
 
 def test_host_cpu_shares_split_busy_and_stolen_time():

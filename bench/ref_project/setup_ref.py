@@ -54,8 +54,11 @@ def main(plan_path, out_path):
     first, count = plan["pairs"]
     for j in range(count):
         a, b = user_ids[first + 2 * j], user_ids[first + 2 * j + 1]
-        room = OneToOneChat.objects.create()
-        room.participants.add(a, b)
+        # A later round finds the pair's chat: the reference allows one per pair.
+        room = OneToOneChat.objects.filter(participants=a).filter(participants=b).first()
+        if room is None:
+            room = OneToOneChat.objects.create()
+            room.participants.add(a, b)
         pairs.append(str(room.pk))
         memberships[a].append(f"group-{room.pk}")
         memberships[b].append(f"group-{room.pk}")
