@@ -54,7 +54,7 @@ def test_room_list_costs_the_same_for_2_and_12_rooms(users):
     room_service.create_room(users.bob, {"type": "direct", "members": [users.carol.pk]})
     n_twelve = count_queries(lambda: room_service.list_rooms(users.bob, {}))
     assert len(room_service.list_rooms(users.bob, {})["rooms"]) == 13
-    assert n_two == 3 and n_twelve == 5  # + peers of direct rooms (2): constant per page
+    assert n_two == 3 and n_twelve == 4  # + the peers of one-to-one rooms: one, whatever the page
 
 
 def test_resume_costs_the_same_for_1_and_5_rooms(users):

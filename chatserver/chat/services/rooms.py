@@ -218,15 +218,14 @@ def _room_rows(user, limit, before=None, unread_only=False):
 
 
 def _room_items(user, rows):
-    """Room summaries for a page of memberships: two more queries whatever the page size."""
+    """Room summaries for a page of memberships: at most three more queries whatever the page
+    size (the last messages and their reactions; the peers of one-to-one rooms)."""
     messages = eventlog.message_payloads([r.last_message_id for r in rows if r.last_message_id])
     direct = [r.room_id for r in rows if r.room.kind == Room.DIRECT]
     peers = {}
     if direct:
-        for peer in Membership.objects.filter(room_id__in=direct).exclude(user=user):
-            peers[peer.room_id] = peer.user_id
-        users = get_user_model().objects.in_bulk(list(peers.values()))
-        peers = {room_id: user_payload(users.get(uid)) for room_id, uid in peers.items()}
+        others = Membership.objects.filter(room_id__in=direct).exclude(user=user)
+        peers = {peer.room_id: user_payload(peer.user) for peer in others.select_related("user")}
     return [
         {
             **room_payload(row.room),
