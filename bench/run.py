@@ -872,7 +872,9 @@ def main(argv=None):
     parser.add_argument(
         "--layer", default="core", choices=["core", "pubsub"], help="channel layer of (b) and (c)"
     )
-    parser.add_argument("--reps", type=int, help="repetitions per measurement (median reported)")
+    parser.add_argument(
+        "--reps", type=int, help="repetitions of each scenario per round (median reported)"
+    )
     parser.add_argument(
         "--rounds",
         type=int,
