@@ -99,14 +99,20 @@ async def test_direct_senders_get_one_prepared_frame_and_others_the_asgi_send():
     await groups.close()
 
 
-async def test_other_group_messages_call_the_member_handler():
+@pytest.mark.parametrize("count", [1, 3], ids=["one message", "a batch from another process"])
+async def test_other_group_messages_call_the_member_handler_in_order(count):
     layer = InMemoryChannelLayer()
     groups = LocalGroups(layer)
     member = Member("a")
     await groups.add("user.7", member)
-    await layer.group_send("user.7", {"type": "user.event", "group": "user.7", "text": "hi"})
-    await wait_for(lambda: member.user_events)
-    assert member.user_events == ["hi"]
+    messages = [{"type": "user.event", "group": "user.7", "text": f"m{i}"} for i in range(count)]
+    if count == 1:
+        await layer.group_send("user.7", messages[0])
+    else:
+        batch = {"type": LAYER_BATCH, "group": "user.7", "publisher": "elsewhere"}
+        await layer.group_send("user.7", {**batch, "messages": messages})
+    await wait_for(lambda: len(member.user_events) == count)
+    assert member.user_events == [message["text"] for message in messages]
     await groups.close()
 
 
@@ -392,19 +398,4 @@ async def test_a_failed_batch_is_raised_to_every_waiting_publisher_in_it():
     assert all(isinstance(outcome, ConnectionError) for outcome in outcomes)
     assert layer.sends == [["slow first"]]
     assert member.sent == ["slow first", "fine", "refused", "also fine"]  # locally, all of them
-    await groups.close()
-
-
-async def test_a_batch_from_another_process_reaches_every_member_in_order():
-    layer = InMemoryChannelLayer()
-    groups = LocalGroups(layer)
-    member = Member("a")
-    await groups.add("room.1", member)
-    messages = [room_message(f"m{i}") for i in range(3)]
-    await layer.group_send(
-        "room.1", {"type": LAYER_BATCH, "group": "room.1", "publisher": "elsewhere",
-                   "messages": messages},
-    )  # fmt: skip
-    await wait_for(lambda: len(member.sent) == 3)
-    assert member.sent == ["m0", "m1", "m2"]
     await groups.close()
