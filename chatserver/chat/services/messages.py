@@ -86,10 +86,10 @@ class SendBatch:
         self.requests = requests
         self.outcomes = [None] * len(requests)
         self.keys = [(user.pk, data.get("client_msg_id")) for user, _, data in requests]
-        # The event loop stores each room's messages with its own statement; the thread only
-        # a batch of one room (one_statement.usable).
-        rooms = 1 if statement_per_room else len({room_id for _, room_id, _ in requests})
-        self.look_up_late = one_statement.usable(rooms) and not any(
+        # The event loop stores each room's messages with its own statement; the thread's one
+        # statement covers every room of the batch, so one_statement.usable wants a single room.
+        per_statement = 1 if statement_per_room else len({room_id for _, room_id, _ in requests})
+        self.look_up_late = one_statement.usable(per_statement) and not any(
             _references(data) for _, _, data in requests
         )
         self.originals = {}

@@ -20,7 +20,7 @@ from ..models import Message, Room, RoomEvent
 
 
 def usable(room_count):
-    """Whether a batch touching ``room_count`` rooms can go this way.
+    """Whether one statement storing the messages of ``room_count`` rooms can go this way.
 
     One room only: a statement that bumps several rooms would lock their rows in the planner's
     order, and two daemons could deadlock; the ORM path locks rooms in id order.
