@@ -13,7 +13,7 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from . import fanout, sessions
+from . import fanout, loopstore, sessions
 from .batching import Batcher
 from .conf import option
 from .handlers import HANDLERS, PIPELINED
@@ -35,26 +35,11 @@ from .protocol import (
     with_request_id,
 )
 from .ratelimit import limiter
-from .services.rooms import notifications, rooms_with_unread_flag
 
 logger = logging.getLogger(__name__)
 
 # Connections' first requests in a room load their Access together (see load_accesses).
 access_loader = Batcher(database_sync_to_async(load_accesses))
-
-
-@database_sync_to_async
-def connect_state_db(user, channel_name, with_notifications):
-    """Everything a new connection needs from the database, in one thread hop: the session row,
-    the user's rooms and (optionally) the unread summary."""
-    sessions.open_session_sync(user, channel_name)
-    rooms = rooms_with_unread_flag(user)
-    room_ids = [room_id for room_id, _ in rooms]
-    if not with_notifications:
-        return room_ids, None
-    if not any(unread for _, unread in rooms):  # spare the summary's heavier queries
-        return room_ids, {"rooms": [], "has_more": False}
-    return room_ids, notifications(user)
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -95,7 +80,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def after_connect(self):
         """Record the session and read the user's rooms in one database call, then join the
         user's group and every room group the database names, and notify."""
-        room_ids, summary = await connect_state_db(
+        room_ids, summary = await loopstore.connect_state(
             self.user, self.channel_name, option("ENABLE_NOTIFICATION")
         )
         self.rooms.update(room_ids)

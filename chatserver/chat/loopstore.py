@@ -1,4 +1,5 @@
-"""Store messages on the event loop: an async PostgreSQL connection for the hot path.
+"""Store messages and open sessions on the event loop: an async PostgreSQL connection for the
+hot paths.
 
 A message stored through ``database_sync_to_async`` pays more than its statement: a hop to the
 database thread and back, and on a busy daemon the wait of that thread for the GIL after every
@@ -17,6 +18,10 @@ The daemon installs one per event loop and closes it on shutdown (a connection m
 its loop); without one, and for every batch the statement cannot store (SQLite, replies and
 forwards, which are validated with queries first), batches go through the database thread as
 before. The rules of a batch are the same either way: services.messages.SendBatch.
+
+A new connection's session row, room ids and unread summary (services/connect.py) go the same
+way: one round trip of statements built once per process, in place of the ORM's building and
+compiling of the summary's queries in the database thread, which was most of a connect's CPU.
 """
 
 import asyncio
@@ -28,6 +33,7 @@ from channels.db import database_sync_to_async
 from django.db import connections
 from psycopg import sql
 
+from .services import connect as connect_service
 from .services import messages as service
 from .services import one_statement
 
@@ -37,6 +43,7 @@ APPLICATION_NAME = "chatserver event loop"
 _stores = weakref.WeakKeyDictionary()  # event loop -> LoopStore
 
 send_messages_in_thread = database_sync_to_async(service.send_messages)
+connect_state_in_thread = database_sync_to_async(connect_service.state)
 
 
 class Unavailable(Exception):
@@ -54,7 +61,8 @@ class LoopStore:
         self._failing = False  # the last connect failed (logged once, not per batch)
 
     async def run(self, statements):
-        """Run ``[(sql, params), ...]`` in one transaction, in order; returns each one's rows.
+        """Run ``[(sql, params), ...]`` in one transaction, in order; returns each one's rows
+        (``[]`` for a statement that returns none).
 
         One round trip: in pipeline mode the statements up to a sync are one implicit
         transaction, which PostgreSQL commits at the sync or rolls back as a whole. A
@@ -65,11 +73,11 @@ class LoopStore:
             try:
                 if len(statements) == 1:
                     cursor = await connection.execute(*statements[0])
-                    return [await cursor.fetchall()]
+                    return [await _rows(cursor)]
                 async with connection.pipeline() as pipeline:
                     cursors = [await connection.execute(sql, params) for sql, params in statements]
                     await pipeline.sync()
-                    return [await cursor.fetchall() for cursor in cursors]
+                    return [await _rows(cursor) for cursor in cursors]
             except psycopg.IntegrityError:
                 raise  # the transaction failed as a whole; the connection is fine
             except BaseException:  # broken, or cancelled mid-statement: state unknown
@@ -96,6 +104,10 @@ class LoopStore:
                 # (in the bench 89k deliveries/s fell to 34k in five runs). Index probes stay
                 # right at any size.
                 await connection.execute("SET enable_seqscan = off")
+                # Timestamps read here become payloads: in the zone Django's connections use.
+                zone = connections[self.alias].timezone_name
+                if zone and connection.info.parameter_status("TimeZone") != zone:
+                    await connection.execute("SELECT set_config('TimeZone', %s, false)", [zone])
                 role = settings["OPTIONS"].get("assume_role")
                 if role:  # as Django's own connections do
                     await connection.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
@@ -104,11 +116,13 @@ class LoopStore:
                 raise
         except psycopg.OperationalError as error:
             if not self._failing:
-                logger.warning("Storing messages in the database thread: %s", error)
+                logger.warning(
+                    "Storing messages and opening sessions in the database thread: %s", error
+                )
             self._failing = True
             raise Unavailable from error
         if self._failing:
-            logger.info("Storing messages on the event loop again")
+            logger.info("Storing messages and opening sessions on the event loop again")
         self._failing = False
         self._connection = connection
         return connection
@@ -123,6 +137,10 @@ class LoopStore:
             connection, self._connection = self._connection, None
             if connection is not None:
                 await connection.close()
+
+
+async def _rows(cursor):
+    return [] if cursor.description is None else await cursor.fetchall()
 
 
 def install(loop):
@@ -169,3 +187,17 @@ async def send_messages(requests):
     if passed_over:
         await database_sync_to_async(batch.look_up)(passed_over)
     return batch.finish()
+
+
+async def connect_state(user, channel_name, with_notifications):
+    """``services.connect.state`` for the running loop: on its LoopStore when it has one (one
+    round trip, statements built once), else in the database thread."""
+    store = _stores.get(asyncio.get_running_loop())
+    if store is None or not connect_service.usable():
+        return await connect_state_in_thread(user, channel_name, with_notifications)
+    statements = connect_service.statements(user.pk, channel_name, with_notifications)
+    try:
+        results = await store.run(statements)
+    except Unavailable:
+        return await connect_state_in_thread(user, channel_name, with_notifications)
+    return connect_service.state_from_rows(results, with_notifications)

@@ -154,6 +154,8 @@ class Reaction(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        # First-reaction order in payloads (serializers.reactions_payload), whatever the plan.
+        ordering = ["pk"]
         constraints = [
             models.UniqueConstraint(
                 fields=["message", "user", "emoji"], name="chat_reaction_unique"

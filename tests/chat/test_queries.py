@@ -78,9 +78,8 @@ def test_send_is_one_short_transaction(users):
 
 
 def test_connect_costs_two_queries_when_nothing_is_unread_and_a_constant_otherwise(users):
-    from chatserver.chat.consumers import connect_state_db
+    from chatserver.chat.services.connect import state as connect
 
-    connect = connect_state_db.func  # the sync function behind the database_sync_to_async hop
     for i in range(3):
         make_room(users.alice, [users.bob], f"quiet{i}")
     n_quiet = count_queries(lambda: connect(users.bob, "chan-quiet", True))

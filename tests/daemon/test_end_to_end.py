@@ -255,11 +255,17 @@ def loop_connection_queries(database_url):
     not os.environ.get("DATABASE_URL", "").startswith("postgres"),
     reason="PostgreSQL only: make test runs this file on PostgreSQL too",
 )
-async def test_the_daemon_stores_messages_on_its_event_loop(tmp_path, redis_env, users):
+async def test_the_daemon_opens_sessions_and_stores_messages_on_its_event_loop(
+    tmp_path, redis_env, users
+):
     database_url = os.environ["DATABASE_URL"]
     sock = tmp_path / "chat.sock"
     daemon = Daemon(["--socket", str(sock)], redis_env, tmp_path).start(unix_socket_accepts(sock))
     try:
+        async with unix_client(sock, users["alice"]["token"]) as ws:
+            await next_event(ws, "chat.notifications")
+            (query,) = loop_connection_queries(database_url)
+            assert query.startswith("WITH page")  # the connect's summary, sent by the loop
         await exchange_broadcast(
             lambda: unix_client(sock, users["alice"]["token"]),
             lambda: unix_client(sock, users["bob"]["token"]),

@@ -227,17 +227,24 @@ def _room_items(user, rows):
         others = Membership.objects.filter(room_id__in=direct).exclude(user=user)
         peers = {peer.room_id: user_payload(peer.user) for peer in others.select_related("user")}
     return [
-        {
-            **room_payload(row.room),
-            "role": row.role,
-            "member_count": row.member_count,
-            "unread_count": row.unread_count,
-            "last_read_seq": row.last_read_seq,
-            "last_message": messages.get(row.last_message_id),
-            "peer": peers.get(row.room_id),
-        }
+        room_item(row, row.room, messages.get(row.last_message_id), peers.get(row.room_id))
         for row in rows
     ]
+
+
+def room_item(row, room, last_message, peer):
+    """One room's summary in room lists and ``chat.notifications``; ``row`` has the
+    membership's ``role`` and ``last_read_seq`` and the room's ``member_count`` and
+    ``unread_count`` (services/connect.py builds it from its own rows as well)."""
+    return {
+        **room_payload(room),
+        "role": row.role,
+        "member_count": row.member_count,
+        "unread_count": row.unread_count,
+        "last_read_seq": row.last_read_seq,
+        "last_message": last_message,
+        "peer": peer,
+    }
 
 
 def list_rooms(user, data):

@@ -1,0 +1,165 @@
+"""What a new connection writes and reads: its session row, its rooms and the unread summary.
+
+Two ways to the same result. ``state`` goes through the ORM, in the database thread, on any
+database. On PostgreSQL the daemon's event loop runs ``statements`` on its own connection
+instead, in one round trip (chat/loopstore.py), and ``state_from_rows`` builds the result from
+their rows. Under a reconnect storm the process is CPU-bound, and a connect with something
+unread spent most of it building and compiling the summary's ORM queries (about 7 ms, while
+PostgreSQL ran them in under 1 ms); these statements are built once per process. Column lists
+come from the models, and tests/chat/test_connect_state.py holds both ways to the same answers.
+"""
+
+from functools import cache
+
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.utils import timezone
+
+from .. import sessions
+from ..conf import option
+from ..models import Membership, Message, Reaction, Room, Session
+from ..serializers import message_payload, user_payload
+from . import rooms as room_service
+
+
+def usable():
+    """Whether ``statements`` can run here (PostgreSQL; the ORM path serves any database)."""
+    return connection.vendor == "postgresql"
+
+
+def state(user, channel_name, with_notifications):
+    """Record the session and read the user's rooms (and, if asked, the unread summary):
+    ``(room_ids, summary or None)``. Synchronous, for the database thread."""
+    sessions.open_session_sync(user, channel_name)
+    rooms = room_service.rooms_with_unread_flag(user)
+    room_ids = [room_id for room_id, _ in rooms]
+    if not with_notifications:
+        return room_ids, None
+    if not any(unread for _, unread in rooms):  # spare the summary's heavier queries
+        return room_ids, {"rooms": [], "has_more": False}
+    return room_ids, room_service.notifications(user)
+
+
+def statements(user_id, channel_name, with_notifications):
+    """``[(sql, params), ...]`` doing what ``state`` does, for one transaction (PostgreSQL)."""
+    now = timezone.now()
+    session, rooms, summary = _sql()
+    out = [(session, [user_id, channel_name, now, now]), (rooms, [user_id])]
+    if with_notifications:
+        limit = option("NOTIFICATION_MAX_ROOMS")
+        out.append((summary, [user_id, user_id, limit + 1, user_id]))
+    return out
+
+
+def state_from_rows(results, with_notifications):
+    """``state``'s result from the rows of ``statements``."""
+    room_ids = [room_id for (room_id,) in results[1]]
+    if not with_notifications:
+        return room_ids, None
+    limit = option("NOTIFICATION_MAX_ROOMS")
+    rows = results[2]
+    items = [_room_item(row) for row in rows[:limit]]
+    return room_ids, {"rooms": items, "has_more": len(rows) > limit}
+
+
+class _Row:
+    """The membership's and counts' columns of a summary row, as room_service.room_item reads."""
+
+    __slots__ = ("role", "last_read_seq", "unread_count", "member_count")
+
+    def __init__(self, role, last_read_seq, unread_count, member_count):
+        self.role, self.last_read_seq = role, last_read_seq
+        self.unread_count, self.member_count = unread_count, member_count
+
+
+def _room_item(row):
+    room_fields, message_fields, user_fields = _fields()
+    values = iter(row)
+
+    def take(model, fields):
+        taken = [next(values) for _ in fields]
+        if taken[fields.index(model._meta.pk)] is None:  # no such row (a left join's NULLs)
+            return None
+        return model.from_db(connection.alias, [f.attname for f in fields], taken)
+
+    room = take(Room, room_fields)
+    counts = _Row(*(next(values) for _ in range(4)))
+    message = take(Message, message_fields)
+    author = take(get_user_model(), user_fields)
+    reactions = next(values) or []
+    peer = take(get_user_model(), user_fields)
+    last_message = None
+    if message is not None:
+        message.author = author
+        reactions = [Reaction(message_id=message.pk, emoji=e, user_id=u) for e, u in reactions]
+        last_message = message_payload(message, reactions=reactions)
+    return room_service.room_item(counts, room, last_message, user_payload(peer))
+
+
+@cache
+def _fields():
+    """Every concrete field of a room, a message and a user, in the models' order (from_db's)."""
+    return tuple(list(m._meta.concrete_fields) for m in (Room, Message, get_user_model()))
+
+
+@cache
+def _sql():
+    """The session INSERT, the room ids and the summary page (built once per process)."""
+    quote = connection.ops.quote_name
+
+    def names(model, *fields):
+        return [quote(model._meta.get_field(name).column) for name in fields]
+
+    def columns(alias, fields):
+        return ", ".join(f"{alias}.{quote(f.column)}" for f in fields)
+
+    room_fields, message_fields, user_fields = _fields()
+    user = get_user_model()
+    models = (Session, Room, Membership, Message, Reaction, user)
+    session_table, rooms, memberships, messages, reactions, users = (
+        quote(model._meta.db_table) for model in models
+    )
+    user_id = quote(user._meta.pk.column)
+    room_id, kind, event_at = names(Room, "id", "kind", "last_event_at")
+    member_room, member_user, role, read = names(
+        Membership, "room", "user", "role", "last_read_seq"
+    )
+    message_id, message_room, seq, author, deleted = names(
+        Message, "id", "room", "seq", "author", "is_deleted"
+    )
+    reaction_id, reacted, emoji, reactor = names(Reaction, "id", "message", "emoji", "user")
+
+    session = (
+        f"INSERT INTO {session_table} ({', '.join(names(Session, 'user', 'channel_name'))},"
+        f" {', '.join(names(Session, 'connected_at', 'last_heartbeat'))}) VALUES (%s, %s, %s, %s)"
+    )
+    room_ids = f"SELECT {member_room} FROM {memberships} WHERE {member_user} = %s"
+    # The page first (rooms with unread messages, newest first, one more than shown), then the
+    # details of those rooms only: last message with author and reactions, a direct room's peer.
+    summary = (
+        f"WITH page AS (SELECT ms.{member_room} AS room_id, ms.{role} AS role,"
+        f" ms.{read} AS last_read_seq, unread.n AS unread_count"
+        f" FROM {memberships} ms JOIN {rooms} r ON r.{room_id} = ms.{member_room}"
+        f" CROSS JOIN LATERAL (SELECT count(*) AS n FROM {messages} u"
+        f" WHERE u.{message_room} = ms.{member_room} AND u.{seq} > ms.{read}"
+        f" AND NOT u.{deleted} AND u.{author} IS DISTINCT FROM %s) unread"
+        f" WHERE ms.{member_user} = %s AND unread.n > 0"
+        f" ORDER BY r.{event_at} DESC, r.{room_id} DESC LIMIT %s)"
+        f" SELECT {columns('r', room_fields)}, page.role, page.last_read_seq, page.unread_count,"
+        f" (SELECT count(*) FROM {memberships} o WHERE o.{member_room} = page.room_id),"
+        f" {columns('last', message_fields)}, {columns('a', user_fields)}, reactions.list,"
+        f" {columns('peer', user_fields)}"
+        f" FROM page JOIN {rooms} r ON r.{room_id} = page.room_id"
+        f" LEFT JOIN LATERAL (SELECT * FROM {messages} m WHERE m.{message_room} = page.room_id"
+        f" ORDER BY m.{seq} DESC LIMIT 1) last ON true"
+        f" LEFT JOIN {users} a ON a.{user_id} = last.{author}"
+        f" LEFT JOIN LATERAL (SELECT json_agg(json_build_array(x.{emoji}, x.{reactor})"
+        f" ORDER BY x.{reaction_id}) AS list FROM {reactions} x"
+        f" WHERE x.{reacted} = last.{message_id}) reactions ON true"
+        f" LEFT JOIN LATERAL (SELECT pu.* FROM {memberships} pm"
+        f" JOIN {users} pu ON pu.{user_id} = pm.{member_user}"
+        f" WHERE r.{kind} = '{Room.DIRECT}' AND pm.{member_room} = page.room_id"
+        f" AND pm.{member_user} <> %s LIMIT 1) peer ON true"
+        f" ORDER BY r.{event_at} DESC, r.{room_id} DESC"
+    )
+    return session, room_ids, summary

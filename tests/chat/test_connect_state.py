@@ -1,0 +1,195 @@
+"""A connect's session row, rooms and unread summary: the ORM in the database thread and the
+event loop's statements (services/connect.py) give the same answers.
+
+PostgreSQL only (``make test`` runs the chat tests there too); on SQLite the daemon takes the
+ORM path, which every connecting test covers.
+"""
+
+import asyncio
+import itertools
+
+import pytest
+from channels.db import database_sync_to_async
+from django.contrib.auth import get_user_model
+from django.db import connection
+
+from chatserver.chat import loopstore
+from chatserver.chat.models import Message, Session
+from chatserver.chat.permissions import Access
+from chatserver.chat.services import connect as connect_service
+from chatserver.chat.services import messages as message_service
+from chatserver.chat.services import rooms as room_service
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not connect_service.usable(), reason="PostgreSQL only"),
+]
+
+CHANNELS = itertools.count()  # channel names are never reused
+
+
+def owner(room_id):
+    return Access(room_id, "group", "owner", frozenset())
+
+
+def make_room(owner, members, name):
+    data = {"type": "group", "name": name, "members": [m.pk for m in members]}
+    return room_service.create_room(owner, data).data["room"]["id"]
+
+
+def send(author, room_id, content):
+    return message_service.send_message(author, room_id, {"content": content})[0]["message"]["id"]
+
+
+def react(user, room_id, message_id, emoji):
+    access = Access(room_id, "group", "member", frozenset())
+    message_service.react(user, access, message_id, {"action": "add", "emoji": emoji})
+
+
+def read_up_to(user, room_id, seq):
+    message_service.mark_read(user, {room_id: seq})
+
+
+def seq_of(message_id):
+    return Message.objects.get(pk=message_id).seq
+
+
+@database_sync_to_async
+def both_ways_sync(user, with_notifications):
+    """The ORM's answer and the session row it wrote."""
+    channel = f"orm-{next(CHANNELS)}"
+    answer = connect_service.state(user, channel, with_notifications)
+    return answer, session_row(channel)
+
+
+def session_row(channel):
+    session = Session.objects.get(channel_name=channel)
+    return session.user_id, session.closed_at, session.close_code, session.last_heartbeat
+
+
+async def on_the_loop(user, with_notifications):
+    channel = f"loop-{next(CHANNELS)}"
+    answer = await loopstore.connect_state(user, channel, with_notifications)
+    return answer, await database_sync_to_async(session_row)(channel)
+
+
+async def assert_same(user, with_notifications=True):
+    (orm_ids, orm_summary), orm_session = await both_ways_sync(user, with_notifications)
+    (loop_ids, loop_summary), loop_session = await on_the_loop(user, with_notifications)
+    assert sorted(loop_ids) == sorted(orm_ids) and len(loop_ids) == len(orm_ids)
+    assert loop_summary == orm_summary
+    assert loop_session[:3] == orm_session[:3] == (user.pk, None, None)
+    assert abs(loop_session[3] - orm_session[3]).total_seconds() < 60
+    return loop_ids, loop_summary
+
+
+def build_mixed_rooms(users):
+    """Unread, read, own, deleted, edited, reacted, system and orphaned messages; a direct room."""
+    alice, bob, carol = users.alice, users.bob, users.carol
+    quiet = make_room(alice, [bob], "quiet")
+    send(bob, quiet, "bob's own")  # the user's own messages are never unread
+    busy = make_room(alice, [bob, carol], "busy")
+    first = send(alice, busy, "first")
+    read_up_to(bob, busy, seq_of(first))
+    last = send(carol, busy, "last")
+    send(alice, busy, "before the reactions")
+    react(carol, busy, last, "+1")  # reactions on an earlier message change nothing here
+    newest = send(carol, busy, "newest")
+    for user, emoji in ((alice, "tada"), (carol, "+1"), (bob, "tada"), (alice, "+1")):
+        react(user, busy, newest, emoji)
+    edited = make_room(carol, [bob], "edited")
+    message_id = send(carol, edited, "draft")
+    update = {"action": "update", "content": "final"}
+    message_service.modify_message(carol, owner(edited), message_id, update)
+    soft = make_room(carol, [bob, alice], "soft-deleted")
+    send(alice, soft, "kept")
+    gone = send(carol, soft, "gone")
+    message_service.modify_message(carol, owner(soft), gone, {"action": "delete"})  # last, deleted
+    only_deleted = make_room(alice, [bob], "only deleted")  # nothing unread
+    gone = send(alice, only_deleted, "gone")
+    message_service.modify_message(alice, owner(only_deleted), gone, {"action": "delete"})
+    system = make_room(alice, [bob], "system")
+    message_service.system_message(system, "maintenance at noon")  # no author, unread
+    orphaned = make_room(users.dave, [bob], "orphaned")
+    send(users.dave, orphaned, "from a deleted account")
+    direct = room_service.create_room(bob, {"type": "direct", "members": [users.erin.pk]})
+    send(users.erin, direct.data["room"]["id"], "psst")
+    room_service.create_room(bob, {"type": "direct", "members": [carol.pk]})  # read, empty
+    get_user_model().objects.filter(pk=users.dave.pk).delete()  # author becomes NULL
+
+
+async def test_the_loop_and_the_orm_agree_on_every_kind_of_room(users, chat_options):
+    chat_options(MESSAGE_SOFT_DELETE=True)
+    await database_sync_to_async(build_mixed_rooms)(users)
+    room_ids, summary = await assert_same(users.bob)
+    assert len(room_ids) == 9
+    names = [room["name"] or room["type"] for room in summary["rooms"]]
+    assert names == ["direct", "orphaned", "system", "soft-deleted", "edited", "busy"]
+    busy = summary["rooms"][-1]
+    assert busy["unread_count"] == 3 and busy["member_count"] == 3
+    assert busy["last_message"]["reactions"] == [
+        {"emoji": "tada", "user_ids": [users.alice.pk, users.bob.pk]},
+        {"emoji": "+1", "user_ids": [users.carol.pk, users.alice.pk]},
+    ]
+    assert summary["rooms"][0]["peer"]["id"] == users.erin.pk
+    assert summary["rooms"][1]["last_message"]["author"] is None
+    assert summary["rooms"][3]["last_message"]["is_deleted"] is True
+    assert summary["has_more"] is False
+    await assert_same(users.carol)  # own messages, reactions, a direct room with nothing new
+    await assert_same(users.bob, with_notifications=False)
+
+
+async def test_the_loop_and_the_orm_agree_on_a_bounded_summary(users, chat_options):
+    chat_options(NOTIFICATION_MAX_ROOMS=2)
+
+    def rooms():
+        made = [make_room(users.alice, [users.bob], f"r{i}") for i in range(4)]
+        return made, [seq_of(send(users.alice, room_id, "hi")) for room_id in made]
+
+    made, seqs = await database_sync_to_async(rooms)()
+    _, summary = await assert_same(users.bob)
+    assert [room["name"] for room in summary["rooms"]] == ["r3", "r2"]
+    assert summary["has_more"] is True
+    await database_sync_to_async(message_service.mark_read)(users.bob, {made[3]: seqs[3]})
+    _, summary = await assert_same(users.bob)  # exactly as many as shown: no more
+    assert [room["name"] for room in summary["rooms"]] == ["r2", "r1"]
+    await database_sync_to_async(message_service.mark_read)(users.bob, {made[2]: seqs[2]})
+    _, summary = await assert_same(users.bob)
+    assert [room["name"] for room in summary["rooms"]] == ["r1", "r0"]
+    assert summary["has_more"] is False
+
+
+async def test_a_user_without_rooms_or_unread_messages(users):
+    assert await assert_same(users.erin) == ([], {"rooms": [], "has_more": False})
+    await database_sync_to_async(make_room)(users.alice, [users.erin], "quiet")
+    room_ids, summary = await assert_same(users.erin)
+    assert len(room_ids) == 1 and summary == {"rooms": [], "has_more": False}
+
+
+@database_sync_to_async
+def last_query_of(pid):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT application_name, query FROM pg_stat_activity WHERE pid = %s", [pid])
+        return cursor.fetchone()
+
+
+async def test_the_loop_runs_them_on_its_own_connection(users, monkeypatch):
+    await database_sync_to_async(make_room)(users.alice, [users.bob], "g")
+    monkeypatch.setattr(loopstore, "connect_state_in_thread", None)  # fails if called
+    room_ids, _ = await loopstore.connect_state(users.bob, "chan", True)
+    assert len(room_ids) == 1
+    store = loopstore.install(asyncio.get_running_loop())  # conftest installed it already
+    application, query = await last_query_of(store._connection.info.backend_pid)
+    assert application == loopstore.APPLICATION_NAME and query.startswith("WITH page")
+
+
+async def test_timestamps_read_on_the_loop_are_in_djangos_zone(users, monkeypatch):
+    """libpq takes the session's zone from PGTZ (or the server's default); payloads must not."""
+    await loopstore.uninstall()
+    monkeypatch.setenv("PGTZ", "America/New_York")
+    store = loopstore.install(asyncio.get_running_loop())
+    room_id = await database_sync_to_async(make_room)(users.alice, [users.bob], "g")
+    await database_sync_to_async(send)(users.alice, room_id, "hi")
+    _, summary = await assert_same(users.bob)
+    assert summary["rooms"][0]["last_message"]["created_at"].endswith("+00:00")
+    assert store._connection.info.parameter_status("TimeZone") == "UTC"
