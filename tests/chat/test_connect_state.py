@@ -6,12 +6,13 @@ ORM path, which every connecting test covers.
 """
 
 import asyncio
+import contextvars
 import itertools
 
 import pytest
 from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 from chatserver.chat import loopstore
 from chatserver.chat.models import Message, Session
@@ -193,3 +194,23 @@ async def test_timestamps_read_on_the_loop_are_in_djangos_zone(users, monkeypatc
     _, summary = await assert_same(users.bob)
     assert summary["rooms"][0]["last_message"]["created_at"].endswith("+00:00")
     assert store._connection.info.parameter_status("TimeZone") == "UTC"
+
+
+async def test_a_connect_leaves_its_task_no_django_connection_to_keep(users):
+    """On the event loop django.db.connection is per task: a socket's task that touched it
+    would hold a database wrapper for as long as the socket is open."""
+
+    def room_with_unread():
+        send(users.alice, make_room(users.alice, [users.bob], "g"), "hi")
+
+    await database_sync_to_async(room_with_unread)()
+    # The first connect opens the loop's connection and asks what is asked once per process.
+    await loopstore.connect_state(users.bob, "first", True)
+
+    async def connect_in_a_task_of_its_own():
+        _, summary = await loopstore.connect_state(users.bob, "chan", True)
+        return summary, getattr(connections._connections, DEFAULT_DB_ALIAS, None)
+
+    task = asyncio.create_task(connect_in_a_task_of_its_own(), context=contextvars.Context())
+    summary, wrapper = await task
+    assert len(summary["rooms"]) == 1 and wrapper is None
