@@ -79,21 +79,14 @@ class _Row:
 
 
 def _room_item(row):
-    room_fields, message_fields, user_fields = _fields()
+    room_columns, message_columns, user_columns = _columns()
     values = iter(row)
-
-    def take(model, fields):
-        taken = [next(values) for _ in fields]
-        if taken[fields.index(model._meta.pk)] is None:  # no such row (a left join's NULLs)
-            return None
-        return model.from_db(DEFAULT_DB_ALIAS, [f.attname for f in fields], taken)
-
-    room = take(Room, room_fields)
+    room = room_columns.take(values)
     counts = _Row(*(next(values) for _ in range(4)))
-    message = take(Message, message_fields)
-    author = take(get_user_model(), user_fields)
+    message = message_columns.take(values)
+    author = user_columns.take(values)
     reactions = next(values) or []
-    peer = take(get_user_model(), user_fields)
+    peer = user_columns.take(values)
     last_message = None
     if message is not None:
         message.author = author
@@ -102,10 +95,28 @@ def _room_item(row):
     return room_service.room_item(counts, room, last_message, user_payload(peer))
 
 
+class _Columns:
+    """A model's concrete fields, in the order the summary selects them (from_db's order)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.fields = list(model._meta.concrete_fields)
+        self.names = [field.attname for field in self.fields]
+        self.pk = self.fields.index(model._meta.pk)
+
+    def take(self, values):
+        """The instance the next columns of a row's ``values`` iterator hold; None for a left
+        join's NULLs."""
+        taken = [next(values) for _ in self.fields]
+        if taken[self.pk] is None:
+            return None
+        return self.model.from_db(DEFAULT_DB_ALIAS, self.names, taken)
+
+
 @cache
-def _fields():
-    """Every concrete field of a room, a message and a user, in the models' order (from_db's)."""
-    return tuple(list(m._meta.concrete_fields) for m in (Room, Message, get_user_model()))
+def _columns():
+    """The columns of a room, a message and a user (built once per process)."""
+    return tuple(_Columns(model) for model in (Room, Message, get_user_model()))
 
 
 @cache
@@ -119,7 +130,7 @@ def _sql():
     def columns(alias, fields):
         return ", ".join(f"{alias}.{quote(f.column)}" for f in fields)
 
-    room_fields, message_fields, user_fields = _fields()
+    room_fields, message_fields, user_fields = (c.fields for c in _columns())
     user = get_user_model()
     models = (Session, Room, Membership, Message, Reaction, user)
     session_table, rooms, memberships, messages, reactions, users = (
