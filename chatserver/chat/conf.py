@@ -14,6 +14,12 @@ DEFAULTS = {
     # Largest text frame the consumer reads; larger ones close the socket with 1009. The daemon
     # also sets Daphne's own limit, this one holds under any ASGI server.
     "MAX_FRAME_BYTES": 64 * 1024,
+    # Bytes the daemon holds unsent for one WebSocket (a client that stops reading); past it
+    # the socket is closed with 1013 and what it held is dropped: the client resumes by seq.
+    "MAX_SEND_BUFFER_BYTES": 4 * 1024 * 1024,
+    # Bytes of messages or events in one room.messages or session.resume answer, roughly; a
+    # longer answer stops early with has_more and the client pages on.
+    "MAX_ANSWER_BYTES": 1024 * 1024,
     # Seconds between re-assertions of this process's group memberships in the channel layer,
     # so a Redis restart or the layer's group expiry never silently stops broadcasts.
     "GROUP_REFRESH_INTERVAL": 30,
