@@ -367,6 +367,11 @@ def encode_event(event_type, data, request_id=None):
     return json.dumps(frame, separators=(",", ":"), default=str)
 
 
+def encoded_size(data):
+    """Bytes ``data`` takes in a frame (JSON escapes non-ASCII, so characters are bytes)."""
+    return len(json.dumps(data, separators=(",", ":"), default=str))
+
+
 def with_request_id(text, request_id):
     """A frame encoded once for broadcast, answering one request: splice the request_id in."""
     if request_id is None:
