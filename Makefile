@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 APT    := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 
-.PHONY: run test lint format system-packages venv bench clean
+.PHONY: run test lint format system-packages venv bench clean conformance
 
 # Debian packages: python3-venv when this Python cannot make a venv; redis-server and postgresql
 # for the tests (each test run starts its own throwaway servers); in CI also nginx-light, so the
@@ -57,6 +57,28 @@ test: system-packages $(STAMP)
 # (≈ 45 min; results in bench/results/<stamp>/, see docs/performance.md).
 bench: system-packages $(STAMP)
 	$(BIN)/python -m bench.run --make-ref-venv --snapshot
+
+# WebSocket conformance: the Autobahn|Testsuite fuzzing client against the daemon's echo route
+# (chatserver.settings.conformance; see docs/operations.md). The suite runs on Python 2.7 only
+# (Debian 12 has none): PYTHON2 is a python2.7 on PATH or pyenv's, or give PYTHON2=... . Its own
+# virtualenv, .venv-conformance, gets autobahntestsuite, which pins its old Twisted and
+# cryptography itself. CONFORMANCE_EXCLUDE="9.*" skips case groups.
+PYTHON2 ?= $(shell for p in python2.7 $$HOME/.pyenv/versions/2.7*/bin/python2.7; do \
+	$$p -c 'import sys; assert sys.version_info[:2] == (2, 7)' 2>/dev/null && command -v $$p && break; done)
+CONF_VENV := .venv-conformance
+CONFORMANCE_EXCLUDE ?=
+
+$(CONF_VENV)/.installed:
+	@[ -n "$(PYTHON2)" ] || { echo "make conformance needs a python2.7 (Autobahn|Testsuite is" \
+		"Python 2 only): install one and pass PYTHON2=/path/to/python2.7"; exit 1; }
+	$(PYTHON2) -m pip install -q --disable-pip-version-check --target $(CONF_VENV).bootstrap \
+		'virtualenv<20.22'
+	PYTHONPATH=$(CONF_VENV).bootstrap $(PYTHON2) -m virtualenv -q $(CONF_VENV)
+	$(CONF_VENV)/bin/pip install -q --disable-pip-version-check 'autobahntestsuite==25.10.1'
+	@touch $@
+
+conformance: $(STAMP) $(CONF_VENV)/.installed
+	$(BIN)/python -m tests.conformance.run $(CONF_VENV)/bin/wstest $(CONFORMANCE_EXCLUDE)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache twisted/plugins/dropin.cache
