@@ -73,9 +73,15 @@ def _limit(value):
     return option(value) if isinstance(value, str) else value
 
 
+def is_ascii_number(text):
+    """Digits 0-9 only: ``str.isdigit`` also takes "²" and "١", which ``int()`` then refuses or
+    reads as another number, and ``int()`` alone takes " 1", "+1" and "1_0"."""
+    return text.isascii() and text.isdigit()
+
+
 def id_field(name, value):
     """A positive integer id; digit strings are accepted because JSON object keys are strings."""
-    if isinstance(value, str) and value.isdigit() and len(value) <= 19:
+    if isinstance(value, str) and is_ascii_number(value) and len(value) <= 19:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
         raise invalid(f"'{name}' must be a positive integer id.")

@@ -20,8 +20,10 @@ from ..protocol import (
     ERROR_CONFLICT,
     ERROR_NOT_FOUND,
     ERROR_PERMISSION_DENIED,
+    MAX_ID,
     ProtocolError,
     invalid,
+    is_ascii_number,
 )
 from ..serializers import member_payload, room_payload, user_payload
 
@@ -164,8 +166,14 @@ def _encode_cursor(room):
 
 
 def _decode_cursor(cursor):
+    """``(last_event_at, room_id)`` of a cursor from _encode_cursor; anything else is 4003."""
+    parts = cursor.split(":")
     try:
-        micros, room_id = (int(part) for part in cursor.split(":"))
+        if len(parts) != 2 or not all(is_ascii_number(part) for part in parts):
+            raise ValueError(cursor)
+        micros, room_id = (int(part) for part in parts)
+        if not 1 <= room_id <= MAX_ID:
+            raise ValueError(cursor)
         return EPOCH + micros * MICROSECOND, room_id
     except (ValueError, OverflowError, OSError):
         raise invalid("'before' is not a cursor this server gave out.") from None
