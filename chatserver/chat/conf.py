@@ -30,6 +30,9 @@ DEFAULTS = {
     "RESUME_MAX_EVENTS": 200,
     "RESUME_MAX_ROOMS": 100,
     "NOTIFICATION_MAX_ROOMS": 50,
+    # Failed logins (token endpoint and admin) per username and per client address within
+    # ``window`` seconds of the first; past them a login answers 429 without checking the password.
+    "LOGIN_FAILURE_LIMITS": {"per_username": 5, "per_address": 20, "window": 15 * 60},
     # Token buckets per user (per process) and event class: refill per second, burst capacity.
     "RATE_LIMITS": {
         "send": {"rate": 5.0, "burst": 20},

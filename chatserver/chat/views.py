@@ -1,7 +1,8 @@
 """HTTP token endpoints: ``POST /api/token/`` and ``POST /api/token/refresh/``.
 
 Both take JSON or form bodies. Credentials are checked with Django's ``authenticate`` so every
-configured backend applies; failures answer 401 with a JSON error, never a traceback.
+configured backend applies; failures answer 401 with a JSON error, never a traceback, and too
+many of them 429 (login_throttle.py).
 """
 
 import json
@@ -11,6 +12,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from .login_throttle import forget_failures
 from .tokens import REFRESH, InvalidToken, issue_access_token, issue_token_pair, user_id_from_token
 
 
@@ -39,7 +41,8 @@ def obtain_token(request):
         return _error(400, "username and password are required strings.")
     user = authenticate(request, username=username, password=password)
     if user is None or not user.is_active:
-        return _error(401, "Invalid credentials.")
+        return _error(401, "Invalid credentials.")  # counted by login_throttle
+    forget_failures(username)
     return JsonResponse(issue_token_pair(user.pk))
 
 
