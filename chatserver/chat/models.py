@@ -186,3 +186,28 @@ class RoomEvent(models.Model):
 
     def __str__(self):
         return f"{self.room_id}#{self.seq} {self.event_type}"
+
+
+class TokenFamily(models.Model):
+    """The refresh tokens of one login, each replacing the one before (rotation).
+
+    Only the newest refresh token (``current_jti``) may be used; presenting an older one means
+    it was copied, so the whole family is revoked and its access tokens stop connecting. A
+    logout (``POST /api/token/revoke/``) revokes it too.
+    """
+
+    id = models.UUIDField(primary_key=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="token_families"
+    )
+    current_jti = models.CharField(max_length=32)
+    created_at = models.DateTimeField(default=timezone.now)
+    rotated_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "token families"
+
+    def __str__(self):
+        state = "active" if self.revoked_at is None else "revoked"
+        return f"{self.user_id} {self.pk} ({state})"

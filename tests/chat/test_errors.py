@@ -163,7 +163,7 @@ async def test_anonymous_and_bad_token_close_with_4001():
 
 
 async def test_foreign_origin_is_refused(users):
-    path = f"/messaging/?token={issue_access_token(users.alice.pk)}"
+    path = f"/messaging/?token={issue_access_token(users.alice)}"
     communicator = WebsocketCommunicator(
         application, path, headers=[(b"origin", b"http://evil.example")]
     )
