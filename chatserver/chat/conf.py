@@ -21,6 +21,9 @@ DEFAULTS = {
     # consumer waits for them before it reads the next frame.
     "MAX_PIPELINED_SENDS": 100,
     "MAX_MESSAGE_LENGTH": 4000,
+    # Distinct emoji on one message; a new one past it is refused (4005), existing ones can
+    # still be added by more people.
+    "MAX_REACTIONS_PER_MESSAGE": 20,
     "MAX_NAME_LENGTH": 100,
     "MAX_DESCRIPTION_LENGTH": 500,
     "DEFAULT_MEMBER_LIMIT": 100,

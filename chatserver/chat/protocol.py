@@ -9,6 +9,8 @@ import json
 import re
 from dataclasses import dataclass, field
 
+import emoji
+
 from .conf import option
 
 # Error codes carried in {"eventType": "error", "error": {"code": ...}}; the socket stays open.
@@ -121,6 +123,15 @@ def text_field(max_length, blank=False):
         return value
 
     return check
+
+
+def emoji_field(name, value):
+    """Exactly one emoji (one grapheme cluster: skin tones, ZWJ sequences and flags count as
+    one), as the ``emoji`` package's Unicode tables know them; nothing else is a reaction."""
+    text_field(32)(name, value)
+    if not emoji.is_emoji(value):
+        raise invalid(f"'{name}' must be exactly one emoji.")
+    return value
 
 
 def bool_field(name, value):
@@ -270,7 +281,7 @@ CLIENT_EVENTS = {
             "send",
             message_id=(id_field, REQUIRED),
             action=(choice_field("add", "remove"), REQUIRED),
-            emoji=(text_field(32), REQUIRED),
+            emoji=(emoji_field, REQUIRED),
         ),
         _event("message.read", "read", rooms=(cursor_map_field(MAX_LIST_ITEMS), REQUIRED)),
         _event("message.acknowledged", "read", rooms=(cursor_map_field(MAX_LIST_ITEMS), REQUIRED)),

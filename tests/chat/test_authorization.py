@@ -49,7 +49,7 @@ MATRIX = [
     ("message.modify", {"message_id": "M", "action": "delete"}, ("ok", "ok", 4002, 4004)),
     (
         "message.react",
-        {"message_id": "M", "action": "add", "emoji": "+1"},
+        {"message_id": "M", "action": "add", "emoji": "👍"},
         ("ok", "ok", "ok", 4004),
     ),
     ("message.read", {"rooms": {"R": 1}}, ("ok", "ok", "ok", 4004)),
