@@ -211,3 +211,25 @@ class TokenFamily(models.Model):
     def __str__(self):
         state = "active" if self.revoked_at is None else "revoked"
         return f"{self.user_id} {self.pk} ({state})"
+
+
+class Block(models.Model):
+    """``blocker`` blocked ``blocked``: who is blocked cannot add the blocker to rooms or open a
+    one-to-one room with them."""
+
+    blocker = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_blocks"
+    )
+    blocked = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_blocked_by"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["blocker", "blocked"], name="chat_block_unique")
+        ]
+        indexes = [models.Index(fields=["blocked", "blocker"], name="chat_block_by_blocked")]
+
+    def __str__(self):
+        return f"{self.blocker_id} blocks {self.blocked_id}"

@@ -283,6 +283,8 @@ CLIENT_EVENTS = {
             action=(choice_field("add", "remove"), REQUIRED),
             emoji=(emoji_field, REQUIRED),
         ),
+        _event("user.block", "manage", user_id=(id_field, REQUIRED)),
+        _event("user.unblock", "manage", user_id=(id_field, REQUIRED)),
         _event("message.read", "read", rooms=(cursor_map_field(MAX_LIST_ITEMS), REQUIRED)),
         _event("message.acknowledged", "read", rooms=(cursor_map_field(MAX_LIST_ITEMS), REQUIRED)),
         _event(
@@ -314,6 +316,7 @@ SERVER_EVENTS = (
     "roomexit.dispatch",
     "roomdelete.dispatch",
     "roomupdate.dispatch",
+    "userblock.dispatch",
     "error",
 )
 

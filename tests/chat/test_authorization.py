@@ -55,6 +55,8 @@ MATRIX = [
     ("message.read", {"rooms": {"R": 1}}, ("ok", "ok", "ok", 4004)),
     ("message.acknowledged", {"rooms": {"R": 2}}, ("silent", "silent", "silent", 4004)),
     ("message.typing", {"room_id": "R"}, ("silent", "silent", "silent", 4004)),
+    ("user.block", {"user_id": "erin"}, ("ok", "ok", "ok", "ok")),
+    ("user.unblock", {"user_id": "erin"}, ("ok", "ok", "ok", "ok")),
 ]
 
 CASES = [
