@@ -282,5 +282,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=message["text"])
 
     async def session_close(self, message):
-        """Sent by the heartbeat sweeper or an operator: close with the given code."""
+        """Sent by the heartbeat sweeper, an operator or a revocation: close with the given code.
+        A revoked token family closes only the sockets its access tokens opened."""
+        family = message.get("family")
+        if family is not None and family != self.scope.get("token_family"):
+            return
         await self.close(code=message["code"])

@@ -54,6 +54,11 @@ class Options(usage.Options):
         ["no-migrate", None, "Do not apply database migrations at start."],
         ["proxy-headers", None, "Trust X-Forwarded-For/-Port/-Proto (behind nginx)."],
         ["manhole-allow-remote", None, "Allow the manhole on a non-loopback TCP interface."],
+        [
+            "i-know-this-is-development",
+            None,
+            "Serve the development settings (published key, DEBUG) beyond loopback anyway.",
+        ],
     ]
 
     optParameters = [

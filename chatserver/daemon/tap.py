@@ -24,7 +24,26 @@ class Options(BaseOptions):
         super().postOptions()
         from .django_setup import configure_django
 
-        configure_django(self["settings"], self["state-dir"])
+        settings = configure_django(self["settings"], self["state-dir"])
+        refuse_exposed_development(settings, self["endpoints"], self["i-know-this-is-development"])
+
+
+def refuse_exposed_development(settings, endpoints, insisted):
+    """The development settings sign tokens with a published key and show debug pages: serving
+    them where other hosts can connect needs ``--i-know-this-is-development``."""
+    if insisted or not getattr(settings, "DEVELOPMENT_SETTINGS", False):
+        return
+    from twisted.python import usage
+
+    from .endpoints import is_loopback_endpoint
+
+    exposed = [endpoint for endpoint in endpoints if not is_loopback_endpoint(endpoint)]
+    if exposed:
+        raise usage.UsageError(
+            f"refusing to serve the development settings on {', '.join(exposed)}: other hosts "
+            "could connect. Use --production (settings from the environment), a loopback "
+            "interface, or --i-know-this-is-development if you mean it."
+        )
 
 
 def makeService(options, reactor=None):
