@@ -163,7 +163,7 @@ class DirectFrames:
         dropped = unsent - max(keep, 0)
         self.direct_frames = None
         self._frame_ends = None
-        self.send_queue.clear()
+        wire.clear_autobahn_queue(self)
         log.warn(
             "closing WebSocket {peer}: {unsent} bytes unsent, over MAX_SEND_BUFFER_BYTES "
             "({limit}); dropped {dropped} bytes",

@@ -139,6 +139,11 @@ def autobahn_queue_busy(protocol):
     return bool(protocol.send_queue)
 
 
+def clear_autobahn_queue(protocol):
+    """Forget Autobahn's queued sends (a socket closed as a slow reader)."""
+    protocol.send_queue.clear()
+
+
 def prepare(factory, payload, binary=False):
     """A frame encoded once, to be written to many sockets."""
     return factory.prepareMessage(payload, isBinary=binary)
