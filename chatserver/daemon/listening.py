@@ -43,10 +43,7 @@ class ListeningService(service.Service):
         path = endpoint._address  # the path as parsed from the description
         inherited = take_inherited_socket(path)
         if inherited is not None:
-            self.inherited = True
-            return InheritedUNIXPort.adopt(
-                self.reactor, inherited, self.factory, endpoint._backlog
-            )
+            return InheritedUNIXPort.adopt(self.reactor, inherited, self.factory, endpoint._backlog)
         check_socket_path(path)
         return endpoint.listen(self.factory)
 
