@@ -2,6 +2,7 @@
 
 Django is set up before anything imports models; WebSockets pass the Origin check against
 ``ALLOWED_HOSTS`` (cross-site WebSocket hijacking) before authentication and routing.
+``/healthz`` and ``/readyz`` are answered before Django's middleware (chat/health.py).
 """
 
 import os
@@ -15,11 +16,12 @@ django_http_application = get_asgi_application()
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from chatserver.chat.health import HealthEndpoints  # noqa: E402
 from chatserver.chat.routing import websocket_application  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_http_application,
+        "http": HealthEndpoints(django_http_application),
         "websocket": AllowedHostsOriginValidator(websocket_application),
     }
 )

@@ -4,6 +4,7 @@
     ├─ heartbeat sweeper   close sockets silent for INACTIVITY_THRESHOLD (4408)
     ├─ session reaper      delete session rows past the retention
     ├─ DaphneService       Daphne's factories + one listener per endpoint
+    ├─ systemd notify      READY=1, STATUS=, WATCHDOG=1, STOPPING=1 (Type=notify units)
     └─ manhole (optional)  SSH, public keys only, loopback or Unix socket
 
 Importing this module installs Twisted's asyncio reactor when none is installed yet (twistd has
@@ -76,6 +77,13 @@ def makeService(options, reactor=None):
     )
     daphne.setName("daphne")
     daphne.setServiceParent(root)
+
+    # After Daphne, so it stops first: STOPPING=1 and /readyz 503 before the drain begins.
+    from .systemd_service import SystemdNotifyService
+
+    notify = SystemdNotifyService(reactor, daphne.listeners, daphne.connection_count)
+    notify.setName("systemd-notify")
+    notify.setServiceParent(root)
 
     if options["manhole"]:
         from .listening import ListeningService
