@@ -5,18 +5,18 @@ keeps it open across restarts, so connections that arrive while one daemon stops
 starts wait in the kernel's backlog instead of being refused. The command line stays the same: a
 ``--socket`` path that names a passed descriptor (by ``getsockname()``) is adopted, not bound.
 
-Twisted has the parts but not this behaviour: ``ListenFDs`` ignores every descriptor when
-LISTEN_FDNAMES is absent (older systemd, ``sh``-based launchers), and ``adoptStreamPort`` on a
-Unix socket chmods the file to 0666 on start, and on stop calls ``shutdown()`` on the socket it
-shares with systemd (every later connect is refused) and unlinks the file.
+Twisted reads the descriptors: ``twisted.internet.endpoints`` parses LISTEN_PID/LISTEN_FDS into
+``ListenFDs`` when it is imported (twistd's plugin scan imports it before our code runs) and
+removes them from the environment; it needs LISTEN_FDNAMES too, which systemd sets since version
+227. What Twisted lacks is the adoption: ``adoptStreamPort`` on a Unix socket chmods the file to
+0666 on start, and on stop calls ``shutdown()`` on the socket it shares with systemd (every later
+connect is refused) and unlinks the file; hence InheritedUNIXPort.
 """
 
 import os
 import socket
 
 from twisted.internet import tcp, unix
-
-SD_LISTEN_FDS_START = 3
 
 _inherited = None  # path -> listening socket, read once from the environment
 
@@ -39,13 +39,14 @@ def take_inherited_socket(path):
 
 
 def _read(environ):
-    pid = environ.pop("LISTEN_PID", None)
-    count = environ.pop("LISTEN_FDS", None)
+    from twisted.internet.endpoints import _SystemdParser  # reads and removes LISTEN_PID/FDS
+    from twisted.python.systemd import ListenFDs
+
+    descriptors = ListenFDs.fromEnvironment(environ).inheritedDescriptors()  # if still there
+    descriptors = descriptors or _SystemdParser._sddaemon.inheritedDescriptors()
     environ.pop("LISTEN_FDNAMES", None)
-    if pid != str(os.getpid()) or not count or not count.isdigit():
-        return {}
     found = {}
-    for fd in range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + int(count)):
+    for fd in descriptors:
         try:
             sock = socket.socket(fileno=fd)  # takes the descriptor; family and type detected
         except OSError:
