@@ -63,9 +63,13 @@ class SystemdNotifyService(service.Service):
         self.ready = False
         self._loops = []
 
-    def status_text(self):
+    def load(self):
+        """e.g. "12 WebSockets in 5 rooms"."""
         sockets = plural(self.connection_count(), "WebSocket")
-        return f"serving {sockets} in {plural(local_room_count(), 'room')}"
+        return f"{sockets} in {plural(local_room_count(), 'room')}"
+
+    def status_text(self):
+        return f"serving {self.load()}"
 
     def startService(self):
         super().startService()
@@ -112,5 +116,4 @@ class SystemdNotifyService(service.Service):
                 loop.stop()
         self._loops = []
         if self.notifier.enabled:
-            sockets = plural(self.connection_count(), "WebSocket")
-            self.notifier.send(STOPPING=1, STATUS=f"stopping: draining {sockets}")
+            self.notifier.send(STOPPING=1, STATUS=f"stopping: draining {self.load()}")

@@ -9,7 +9,8 @@ from chatserver.daemon.systemd_notify import Notifier, watchdog_interval
 from tests.redis_server import RedisServer
 
 from .notify_socket import NotifySocket
-from .processes import Daemon, daemon_env, unix_socket_accepts
+from .processes import Daemon, create_users_with_tokens, daemon_env, unix_socket_accepts
+from .test_end_to_end import closed_code, next_event, request, unix_client
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -21,7 +22,7 @@ def notify_socket(tmp_path):
     listener.close()
 
 
-def test_ready_waits_for_listeners_and_redis_then_watchdog_status_and_stopping(
+async def test_ready_waits_for_listeners_and_redis_then_watchdog_status_and_stopping(
     tmp_path, notify_socket
 ):
     redis_server = RedisServer(tmp_path)  # its port is chosen, the server not started yet
@@ -31,7 +32,8 @@ def test_ready_waits_for_listeners_and_redis_then_watchdog_status_and_stopping(
         state, redis_server.url, NOTIFY_SOCKET=notify_socket.path, WATCHDOG_USEC=400_000
     )
     sock = tmp_path / "chat.sock"
-    daemon = Daemon(["--socket", str(sock)], env, tmp_path).start()
+    users = create_users_with_tokens(env, "alice", "bob")
+    daemon = Daemon(["--socket", str(sock), "--no-migrate"], env, tmp_path).start()
     try:
         # Listening, but Redis does not answer: not ready, and the status says why.
         waiting = notify_socket.wait_for(lambda m: "redis" in m.get("STATUS", ""))
@@ -56,9 +58,18 @@ def test_ready_waits_for_listeners_and_redis_then_watchdog_status_and_stopping(
         for _ in range(3):
             notify_socket.wait_for(lambda m: m.get("WATCHDOG") == "1", timeout=30)
 
-        daemon.signal_term()
-        stopping = notify_socket.wait_for(lambda m: m.get("STOPPING") == "1")
-        assert stopping["STATUS"].startswith("stopping: draining")
+        # Two users in one room: the status counts their sockets and the room.
+        async with (
+            unix_client(sock, users["alice"]["token"]) as alice,
+            unix_client(sock, users["bob"]["token"]) as bob,
+        ):
+            room = {"type": "group", "name": "status", "members": [users["bob"]["id"]]}
+            await request(alice, "room.create", room)
+            await next_event(bob, "roomcreate.dispatch")
+            daemon.signal_term()
+            stopping = notify_socket.wait_for(lambda m: m.get("STOPPING") == "1")
+            assert stopping["STATUS"] == "stopping: draining 2 WebSockets in 1 room"
+            assert await closed_code(alice) == 1001
         daemon.stop_cleanly()
     finally:
         daemon.kill()
