@@ -16,6 +16,7 @@ from twisted.logger import Logger
 from chatserver.chat import readiness
 
 from .aio import as_deferred
+from .socket_activation import inherited_unix_sockets
 from .systemd_notify import Notifier, watchdog_interval
 
 log = Logger()
@@ -90,6 +91,9 @@ class SystemdNotifyService(service.Service):
     def _become_ready(self):
         self.notifier.send(STATUS="starting: binding listeners")
         yield defer.gatherResults([listener.when_listening() for listener in self.listeners])
+        unused = sorted(inherited_unix_sockets())
+        if unused:
+            log.warn("systemd passed {paths} but no --socket names them", paths=", ".join(unused))
         while self.running:
             results = yield as_deferred(readiness.probe())
             failed = readiness.failed(results)

@@ -3,6 +3,7 @@
 import base64
 import os
 import socket
+import subprocess
 import time
 
 import pytest
@@ -130,3 +131,29 @@ def test_readyz_answers_503_while_draining(tmp_path, redis_env, users):
         daemon.stop_cleanly()
     finally:
         daemon.kill()
+
+
+def test_the_same_endpoints_under_plain_uvicorn(tmp_path, redis_env):
+    """The health endpoints live in the ASGI application, not in the daemon."""
+    from .processes import BIN, REPO, manage
+
+    manage(redis_env, "migrate", "--noinput", "-v", "0")
+    sock = tmp_path / "asgi.sock"
+    argv = [BIN / "uvicorn", "--uds", sock, "--lifespan", "off", "chatserver.asgi:application"]
+    log = (tmp_path / "server.log").open("wb")
+    process = subprocess.Popen(
+        [str(arg) for arg in argv], env=redis_env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not http_probe.answers(sock)() and time.monotonic() < deadline:
+            assert process.poll() is None, (tmp_path / "server.log").read_text()
+            time.sleep(0.1)
+        assert http_probe.get(sock, "/readyz") == (
+            200,
+            {"status": "ready", "checks": {"database": "ok", "redis": "ok"}},
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
