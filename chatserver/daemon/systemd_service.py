@@ -62,7 +62,7 @@ class SystemdNotifyService(service.Service):
         self.status_interval = status_interval
         self.retry_interval = retry_interval
         self.ready = False
-        self._loops = []
+        self._status_loop = None
 
     def load(self):
         """e.g. "12 WebSockets in 5 rooms"."""
@@ -77,7 +77,10 @@ class SystemdNotifyService(service.Service):
         if not self.notifier.enabled:
             return
         if self.watchdog_interval:
-            self._loop(lambda: self.notifier.send(WATCHDOG=1), self.watchdog_interval, now=True)
+            # Never stopped: it pings through the drain too, and ends with the reactor.
+            self._watchdog = self._loop(
+                lambda: self.notifier.send(WATCHDOG=1), self.watchdog_interval, now=True
+            )
         self._becoming_ready = self._become_ready()
         self._becoming_ready.addErrback(lambda f: log.failure("readiness notification", f))
 
@@ -85,7 +88,7 @@ class SystemdNotifyService(service.Service):
         loop = task.LoopingCall(function)
         loop.clock = self.reactor
         loop.start(interval, now=now).addErrback(lambda f: log.failure("{f}", f, f=function))
-        self._loops.append(loop)
+        return loop
 
     @defer.inlineCallbacks
     def _become_ready(self):
@@ -107,7 +110,7 @@ class SystemdNotifyService(service.Service):
         self.ready = True
         self.notifier.send(READY=1, STATUS=self.status_text())
         log.info("ready: told systemd READY=1")
-        self._loop(self._refresh_status, self.status_interval, now=False)
+        self._status_loop = self._loop(self._refresh_status, self.status_interval, now=False)
 
     def _refresh_status(self):
         self.notifier.send(STATUS=self.status_text())
@@ -115,9 +118,7 @@ class SystemdNotifyService(service.Service):
     def stopService(self):
         super().stopService()
         readiness.begin_draining()
-        for loop in self._loops:
-            if loop.running:
-                loop.stop()
-        self._loops = []
+        if self._status_loop is not None and self._status_loop.running:
+            self._status_loop.stop()
         if self.notifier.enabled:
             self.notifier.send(STOPPING=1, STATUS=f"stopping: draining {self.load()}")
