@@ -4,7 +4,8 @@
     ├─ heartbeat sweeper   close sockets silent for INACTIVITY_THRESHOLD (4408)
     ├─ session reaper      delete session rows past the retention
     ├─ DaphneService       Daphne's factories + one listener per endpoint
-    └─ manhole (optional)  SSH, public keys only, loopback or Unix socket
+    ├─ manhole (optional)  SSH, public keys only, loopback or Unix socket
+    └─ metrics (optional)  Prometheus /metrics listener (loopback) and event-loop lag probe
 
 Importing this module installs Twisted's asyncio reactor when none is installed yet (twistd has
 already installed any ``-r`` reactor by now); Options refuses any other reactor.
@@ -110,6 +111,11 @@ def makeService(options, reactor=None):
         manhole = ListeningService(reactor, options["manhole"], factory)
         manhole.setName("manhole")
         manhole.setServiceParent(root)
+
+    if options["metrics"]:
+        from .metrics import metrics_service
+
+        metrics_service(options["metrics"], reactor, daphne).setServiceParent(root)
 
     tune_garbage_collector()
     return root
