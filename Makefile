@@ -12,13 +12,15 @@ APT    := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 
 # Debian packages: python3-venv when this Python cannot make a venv; redis-server and postgresql
 # for the tests (each test run starts its own throwaway servers); in CI also nginx-light, so the
-# nginx site is checked with `nginx -t` (skipped where absent).
+# nginx site is checked with `nginx -t`, and systemd, so the units are checked with
+# `systemd-analyze verify` and `security` (both skipped where absent).
 system-packages:
 	@need=""; \
 	$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || need="$$need python3-venv"; \
 	command -v redis-server >/dev/null 2>&1 || need="$$need redis-server"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$$need postgresql"; \
 	if [ -n "$$CI" ] && ! command -v nginx >/dev/null 2>&1; then need="$$need nginx-light"; fi; \
+	if [ -n "$$CI" ] && ! command -v systemd-analyze >/dev/null 2>&1; then need="$$need systemd"; fi; \
 	if [ -n "$$need" ]; then \
 		echo "installing Debian packages:$$need"; \
 		$(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq $$need; \
@@ -51,7 +53,7 @@ test: system-packages $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 	$(BIN)/python -m tests.on_postgres $(BIN)/pytest -q tests/chat tests/daemon/test_maintenance.py \
-		tests/daemon/test_end_to_end.py
+		tests/daemon/test_end_to_end.py tests/daemon/test_socket_activation.py tests/daemon/test_health.py
 
 # The benchmark against plain daphne, uvicorn, the reference package and bare Autobahn
 # (≈ 45 min; results in bench/results/<stamp>/, see docs/performance.md).

@@ -25,6 +25,7 @@ from collections import deque
 
 from twisted.logger import Logger
 
+from chatserver.chat.metrics import frames_dropped
 from chatserver.chat.protocol import CLOSE_SLOW_READER
 
 from . import wire_internals as wire
@@ -113,8 +114,9 @@ class DirectFrames:
         if not frames:
             return
         self.direct_frames = None
-        if self.state != self.STATE_OPEN:
-            return  # closed meanwhile (e.g. as a slow reader): nothing more goes out
+        if self.state != self.STATE_OPEN:  # closed meanwhile (e.g. as a slow reader)
+            frames_dropped(len(frames), "closed")
+            return
         write_soon(self, frames[0] if len(frames) == 1 else b"".join(frames))
 
     def sendData(self, data, sync=False, chopsize=None):  # noqa: N802 - Autobahn's name
@@ -161,6 +163,8 @@ class DirectFrames:
             self._last_end = ends.popleft()
         keep = 0 if self._last_end == sent else (ends[0] - sent if ends else -1)
         dropped = unsent - max(keep, 0)
+        # Writes, not frames: a write joins the frames of one loop pass (close enough to count).
+        frames_dropped(len(ends) - (keep > 0) + len(self.direct_frames or ()), "buffer_full")
         self.direct_frames = None
         self._frame_ends = None
         wire.clear_autobahn_queue(self)
@@ -180,6 +184,8 @@ class DirectFrames:
             transport.abortConnection()
 
     def connectionLost(self, reason):  # noqa: N802 - Twisted's name
+        if self.direct_frames:  # queued in this loop pass, never to be written
+            frames_dropped(len(self.direct_frames), "closed")
         self.direct_frames = None
         self._frame_ends = None
         super().connectionLost(reason)

@@ -8,6 +8,8 @@ import asyncio
 import socket
 import struct
 
+from prometheus_client import REGISTRY
+
 from chatserver.daemon import wire_internals as wire
 from chatserver.daemon.direct_send import CLOSE_SLOW_READER
 
@@ -67,7 +69,13 @@ def drain(protocol, peer):
     return received + read_all(peer)
 
 
+def dropped_for_full_buffers():
+    labels = {"reason": "buffer_full"}
+    return REGISTRY.get_sample_value("chatserver_frames_dropped_total", labels) or 0
+
+
 async def test_direct_frames_past_the_bound_close_the_socket_with_1013():
+    dropped_before = dropped_for_full_buffers()
     server, protocol, peer = stalled_protocol()
     sender = sender_for(server, protocol)
     payloads = [b"%06d" % n + b"x" * 9_994 for n in range(200)]  # 2 MB in all
@@ -89,6 +97,7 @@ async def test_direct_frames_past_the_bound_close_the_socket_with_1013():
     assert all(opcode == 1 for opcode, _ in received[:-1])
     assert texts == payloads[: len(texts)]  # a prefix, in order, none cut
     assert 0 < len(texts) < sent
+    assert dropped_for_full_buffers() > dropped_before
     protocol.transport.stopWriting()
 
 
