@@ -30,7 +30,8 @@ DEFAULTS = {
     "RESUME_MAX_EVENTS": 200,
     "RESUME_MAX_ROOMS": 100,
     "NOTIFICATION_MAX_ROOMS": 50,
-    # Token buckets per user (per process) and event class: refill per second, burst capacity.
+    # Token buckets per user and event class: refill per second, burst capacity. Shared by every
+    # daemon through Redis (REDIS_URL), kept across reconnects (chat/ratelimit.py).
     "RATE_LIMITS": {
         "send": {"rate": 5.0, "burst": 20},
         "typing": {"rate": 2.0, "burst": 10},
