@@ -2,9 +2,9 @@
 
 Limits come from the ``RATE_LIMITS`` option (refill ``rate`` per second up to ``burst``). A bucket
 belongs to the user, not to a connection: closing a socket and opening a new one leaves it as it
-was. With ``REDIS_URL`` set the buckets live in Redis, checked and spent by one Lua script (one
-round trip per client frame), so all daemons behind nginx spend from the same budget. Without
-Redis they live in this process.
+was. With ``REDIS_URL`` set the buckets live in Redis, checked and spent by one Lua script (at
+most one round trip per client frame; concurrent frames share one), so all daemons behind nginx
+spend from the same budget. Without Redis they live in this process.
 
 Either way a bucket is forgotten once it would be full again (Redis key expiry, or a sweep in
 the process): an idle user costs nothing, and forgetting a full bucket changes no answer.
@@ -14,10 +14,14 @@ Redis down must not stop the chat: a failed check is answered from this process'
 limits hold per process instead of across daemons.
 """
 
+import asyncio
 import logging
 import math
 import time
 
+import redis.asyncio
+
+from .batching import Batcher
 from .conf import option
 
 logger = logging.getLogger(__name__)
@@ -26,29 +30,33 @@ KEY_PREFIX = "chatserver:ratelimit:"
 REDIS_RETRY_SECONDS = 5.0
 REDIS_TIMEOUT_SECONDS = 1.0
 
-# KEYS[1]: the bucket; ARGV: rate, burst. Redis' own clock, so daemons' clocks need not agree.
-# The key expires when the bucket would be full again.
+# Spends one token from each bucket KEYS[i] (ARGV[2i-1]: rate, ARGV[2i]: burst), in order; a key
+# may come twice. Redis' own clock, so the daemons' clocks need not agree. A key expires when its
+# bucket would be full again. Returns 1 (allowed) or 0 per key.
 TAKE_SCRIPT = """
-local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
-local state = redis.call('HMGET', KEYS[1], 't', 's')
-local tokens, stamp = tonumber(state[1]), tonumber(state[2])
-if tokens == nil or stamp == nil then
-    tokens = burst
-else
-    tokens = math.min(burst, tokens + math.max(0, now - stamp) * rate)
+local answers = {}
+for i, key in ipairs(KEYS) do
+    local rate, burst = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
+    local state = redis.call('HMGET', key, 't', 's')
+    local tokens, stamp = tonumber(state[1]), tonumber(state[2])
+    if tokens == nil or stamp == nil then
+        tokens = burst
+    else
+        tokens = math.min(burst, tokens + math.max(0, now - stamp) * rate)
+    end
+    answers[i] = 0
+    if tokens >= 1 then
+        tokens = tokens - 1
+        answers[i] = 1
+    end
+    redis.call('HSET', key, 't', string.format('%.6f', tokens), 's', string.format('%.6f', now))
+    if rate > 0 then
+        redis.call('PEXPIRE', key, math.ceil((burst - tokens) / rate * 1000) + 1)
+    end
 end
-local allowed = 0
-if tokens >= 1 then
-    tokens = tokens - 1
-    allowed = 1
-end
-redis.call('HSET', KEYS[1], 't', string.format('%.6f', tokens), 's', string.format('%.6f', now))
-if rate > 0 then
-    redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1)
-end
-return allowed
+return answers
 """
 
 
@@ -103,20 +111,20 @@ class LocalBuckets:
 
 
 class RedisBuckets:
-    """Buckets in Redis, one hash per user and class, spent by TAKE_SCRIPT in one round trip.
+    """Buckets in Redis, one hash per user and class, spent by TAKE_SCRIPT.
 
-    redis.asyncio clients belong to the event loop that made them: one client per loop.
+    Checks made while a script call is in flight go together in the next call (a Batcher): a
+    quiet process waits one round trip per check, a busy one far less, and it never holds more
+    than one Redis connection per event loop. redis.asyncio clients belong to the event loop
+    that made them: one client per loop.
     """
 
     def __init__(self, url):
         self.url = url
         self._client = self._script = self._loop = None
+        self._batcher = Batcher(self._take_batch)
 
     def _bound(self):
-        import asyncio
-
-        import redis.asyncio
-
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
             self._client = redis.asyncio.Redis.from_url(
@@ -129,8 +137,13 @@ class RedisBuckets:
         return self._script
 
     async def take(self, user_id, event_class, rate, burst):
+        return await self._batcher.submit((f"{KEY_PREFIX}{user_id}:{event_class}", rate, burst))
+
+    async def _take_batch(self, items):
         script = self._bound()
-        return bool(await script(keys=[f"{KEY_PREFIX}{user_id}:{event_class}"], args=[rate, burst]))
+        args = [number for _, rate, burst in items for number in (rate, burst)]
+        answers = await script(keys=[key for key, _, _ in items], args=args)
+        return [bool(answer) for answer in answers]
 
     async def close(self):
         if self._client is not None:
