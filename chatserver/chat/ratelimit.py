@@ -3,8 +3,9 @@
 Limits come from the ``RATE_LIMITS`` option (refill ``rate`` per second up to ``burst``). A bucket
 belongs to the user, not to a connection: closing a socket and opening a new one leaves it as it
 was. With ``REDIS_URL`` set the buckets live in Redis, checked and spent by one Lua script (at
-most one round trip per client frame; concurrent frames share one), so all daemons behind nginx
-spend from the same budget. Without Redis they live in this process.
+most one round trip per client frame; concurrent frames share one, and a fast sender's tokens
+come a few at a time, see RedisBuckets), so all daemons behind nginx spend from the same budget.
+Without Redis they live in this process.
 
 Either way a bucket is forgotten once it would be full again (Redis key expiry, or a sweep in
 the process): an idle user costs nothing, and forgetting a full bucket changes no answer.
@@ -30,15 +31,16 @@ KEY_PREFIX = "chatserver:ratelimit:"
 REDIS_RETRY_SECONDS = 5.0
 REDIS_TIMEOUT_SECONDS = 1.0
 
-# Spends one token from each bucket KEYS[i] (ARGV[2i-1]: rate, ARGV[2i]: burst), in order; a key
-# may come twice. Redis' own clock, so the daemons' clocks need not agree. A key expires when its
-# bucket would be full again. Returns 1 (allowed) or 0 per key.
+# Takes up to ARGV[3i] tokens from each bucket KEYS[i] (ARGV[3i-2]: rate, ARGV[3i-1]: burst), in
+# order (a key may come twice), and returns how many each got. Redis' own clock, so the daemons'
+# clocks need not agree. A key expires when its bucket would be full again.
 TAKE_SCRIPT = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
-local answers = {}
+local granted = {}
 for i, key in ipairs(KEYS) do
-    local rate, burst = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
+    local rate, burst = tonumber(ARGV[3 * i - 2]), tonumber(ARGV[3 * i - 1])
+    local want = tonumber(ARGV[3 * i])
     local state = redis.call('HMGET', key, 't', 's')
     local tokens, stamp = tonumber(state[1]), tonumber(state[2])
     if tokens == nil or stamp == nil then
@@ -46,17 +48,14 @@ for i, key in ipairs(KEYS) do
     else
         tokens = math.min(burst, tokens + math.max(0, now - stamp) * rate)
     end
-    answers[i] = 0
-    if tokens >= 1 then
-        tokens = tokens - 1
-        answers[i] = 1
-    end
+    granted[i] = math.max(0, math.min(want, math.floor(tokens)))
+    tokens = tokens - granted[i]
     redis.call('HSET', key, 't', string.format('%.6f', tokens), 's', string.format('%.6f', now))
     if rate > 0 then
         redis.call('PEXPIRE', key, math.ceil((burst - tokens) / rate * 1000) + 1)
     end
 end
-return answers
+return granted
 """
 
 
@@ -110,17 +109,39 @@ class LocalBuckets:
         self.next_sweep = now + self.sweep_every
 
 
+class Lease:
+    """Tokens this process took from a Redis bucket ahead of use, spendable until ``expires``."""
+
+    __slots__ = ("tokens", "expires", "size")
+
+    def __init__(self, tokens, expires, size):
+        self.tokens, self.expires, self.size = tokens, expires, size
+
+
 class RedisBuckets:
     """Buckets in Redis, one hash per user and class, spent by TAKE_SCRIPT.
 
-    Checks made while a script call is in flight go together in the next call (a Batcher): a
-    quiet process waits one round trip per check, a busy one far less, and it never holds more
-    than one Redis connection per event loop. redis.asyncio clients belong to the event loop
-    that made them: one client per loop.
+    A user who sends faster than one Redis round trip per frame would pay for (a flood, a
+    pipelining client) gets tokens a few at a time: each lease used up within LEASE_SECONDS
+    doubles the next one, up to a quarter of the burst (MAX_LEASE at most), so most of such a
+    user's frames are checked here without a round trip. Tokens left in a lease when it expires
+    are dropped, never given back: a lease can make the limit stricter, never looser. A user at
+    an ordinary pace takes one token per frame, as without leases.
+
+    Checks made while a script call is in flight go together in the next call (a Batcher), so
+    a process holds one Redis connection per event loop. redis.asyncio clients belong to the
+    event loop that made them: one client per loop.
     """
 
-    def __init__(self, url):
+    LEASE_SECONDS = 1.0
+    MAX_LEASE = 16
+
+    def __init__(self, url, clock=time.monotonic, sweep_every=60.0):
         self.url = url
+        self.clock = clock
+        self.leases = {}  # Redis key -> Lease
+        self.sweep_every = sweep_every
+        self.next_sweep = clock() + sweep_every
         self._client = self._script = self._loop = None
         self._batcher = Batcher(self._take_batch)
 
@@ -137,13 +158,37 @@ class RedisBuckets:
         return self._script
 
     async def take(self, user_id, event_class, rate, burst):
-        return await self._batcher.submit((f"{KEY_PREFIX}{user_id}:{event_class}", rate, burst))
+        key = f"{KEY_PREFIX}{user_id}:{event_class}"
+        now = self.clock()
+        if now >= self.next_sweep:
+            self.leases = {k: lease for k, lease in self.leases.items() if now < lease.expires}
+            self.next_sweep = now + self.sweep_every
+        lease = self.leases.get(key)
+        if lease is not None and now < lease.expires:
+            if lease.tokens >= 1:
+                lease.tokens -= 1
+                return True
+            size = min(lease.size * 2, self.MAX_LEASE, max(1, int(burst // 4)))  # used up: hot
+        else:
+            size = 1
+        granted = await self._batcher.submit((key, rate, burst, size))
+        if granted == 0:
+            self.leases.pop(key, None)  # empty: tokens come back one at a time
+            return False
+        now = self.clock()
+        lease = self.leases.get(key)
+        if lease is not None and now < lease.expires:  # also topped up by a concurrent check
+            lease.tokens += granted - 1
+            lease.size = max(lease.size, size)
+            lease.expires = now + self.LEASE_SECONDS
+        else:
+            self.leases[key] = Lease(granted - 1, now + self.LEASE_SECONDS, size)
+        return True
 
     async def _take_batch(self, items):
         script = self._bound()
-        args = [number for _, rate, burst in items for number in (rate, burst)]
-        answers = await script(keys=[key for key, _, _ in items], args=args)
-        return [bool(answer) for answer in answers]
+        args = [number for _, rate, burst, want in items for number in (rate, burst, want)]
+        return [int(granted) for granted in await script(keys=[i[0] for i in items], args=args)]
 
     async def close(self):
         if self._client is not None:
@@ -186,7 +231,7 @@ class RateLimiter:
                 from django.conf import settings
 
                 url = getattr(settings, "REDIS_URL", "") or ""
-            self._redis = RedisBuckets(url) if url else False
+            self._redis = RedisBuckets(url, self.clock) if url else False
         return self._redis or None
 
     def _redis_resting(self):

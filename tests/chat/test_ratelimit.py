@@ -110,3 +110,32 @@ async def test_redis_back_again_takes_over(tmp_path, caplog):
     finally:
         await rlimiter.redis_buckets().close()
         server.stop()
+
+
+async def test_a_fast_sender_takes_leases_and_two_daemons_never_exceed_the_bucket(redis_url):
+    """A user sending as fast as they can costs a few script calls, not one per frame, and two
+    processes sharing the bucket still allow no more than it holds."""
+    limits = {"send": {"rate": 0.001, "burst": 40}}  # no refill to speak of during the test
+    daemon_1 = RateLimiter(limits=lambda: limits, redis_url=redis_url)
+    daemon_2 = RateLimiter(limits=lambda: limits, redis_url=redis_url)
+    client = redis.Redis.from_url(redis_url)
+
+    def script_calls():
+        stats = client.info("commandstats")
+        return sum(stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("evalsha", "eval"))
+
+    try:
+        before = script_calls()
+        alone = [await daemon_1.allow(5, "send") for _ in range(20)]
+        assert alone == [True] * 20
+        assert script_calls() - before < 10  # leases of 1, 2, 4, 8, 10 tokens
+
+        both = []
+        for _ in range(40):  # both processes, turn about, until the bucket is empty
+            both += [await daemon_1.allow(5, "send"), await daemon_2.allow(5, "send")]
+        assert sum(both) <= 20  # what was left; tokens leased and unspent are never given twice
+        assert not await daemon_2.allow(5, "send")
+    finally:
+        await daemon_1.redis_buckets().close()
+        await daemon_2.redis_buckets().close()
+        client.close()
