@@ -61,7 +61,7 @@ def main(plan_path, out_path):
 
     out = {
         "user_ids": user_ids,
-        "tokens": [issue_access_token(uid) for uid in user_ids],
+        "tokens": [issue_access_token(users[uid]) for uid in user_ids],
         "groups": groups,
         "pairs": pairs,
         "seconds": round(time.monotonic() - started, 2),

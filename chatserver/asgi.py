@@ -1,7 +1,7 @@
 """The ASGI application, the same under twistd, plain ``daphne`` and ``uvicorn``.
 
-Django is set up before anything imports models; WebSockets pass the Origin check against
-``ALLOWED_HOSTS`` (cross-site WebSocket hijacking) before authentication and routing.
+Django is set up before anything imports models; WebSockets pass the Origin check
+(chat/origins.py) before authentication and routing.
 """
 
 import os
@@ -13,13 +13,13 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 django_http_application = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from chatserver.chat.origins import origin_checked  # noqa: E402
 from chatserver.chat.routing import websocket_application  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_http_application,
-        "websocket": AllowedHostsOriginValidator(websocket_application),
+        "websocket": origin_checked(websocket_application),
     }
 )

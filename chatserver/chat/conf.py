@@ -21,6 +21,9 @@ DEFAULTS = {
     # consumer waits for them before it reads the next frame.
     "MAX_PIPELINED_SENDS": 100,
     "MAX_MESSAGE_LENGTH": 4000,
+    # Distinct emoji on one message; a new one past it is refused (4005), existing ones can
+    # still be added by more people.
+    "MAX_REACTIONS_PER_MESSAGE": 20,
     "MAX_NAME_LENGTH": 100,
     "MAX_DESCRIPTION_LENGTH": 500,
     "DEFAULT_MEMBER_LIMIT": 100,
@@ -30,6 +33,9 @@ DEFAULTS = {
     "RESUME_MAX_EVENTS": 200,
     "RESUME_MAX_ROOMS": 100,
     "NOTIFICATION_MAX_ROOMS": 50,
+    # Failed logins (token endpoint and admin) per username and per client address within
+    # ``window`` seconds of the first; past them a login answers 429 without checking the password.
+    "LOGIN_FAILURE_LIMITS": {"per_username": 5, "per_address": 20, "window": 15 * 60},
     # Token buckets per user and event class: refill per second, burst capacity. Shared by every
     # daemon through Redis (REDIS_URL), kept across reconnects (chat/ratelimit.py).
     "RATE_LIMITS": {

@@ -13,7 +13,7 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from . import fanout, loopstore, sessions
+from . import fanout, loopstore, metrics, sessions
 from .batching import Batcher
 from .conf import option
 from .handlers import HANDLERS, PIPELINED
@@ -66,9 +66,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.accept()
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
+            metrics.connects_refused.inc()
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.user = user
+        metrics.connects_accepted.inc()
         # The daemon lets us write pre-encoded frames straight to the socket.
         self.direct_sender = self.scope.get("extensions", {}).get(DIRECT_SENDER)
         self.groups_joined = set()
@@ -280,5 +282,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=message["text"])
 
     async def session_close(self, message):
-        """Sent by the heartbeat sweeper or an operator: close with the given code."""
+        """Sent by the heartbeat sweeper, an operator or a revocation: close with the given code.
+        A revoked token family closes only the sockets its access tokens opened."""
+        family = message.get("family")
+        if family is not None and family != self.scope.get("token_family"):
+            return
         await self.close(code=message["code"])

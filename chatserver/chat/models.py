@@ -186,3 +186,50 @@ class RoomEvent(models.Model):
 
     def __str__(self):
         return f"{self.room_id}#{self.seq} {self.event_type}"
+
+
+class TokenFamily(models.Model):
+    """The refresh tokens of one login, each replacing the one before (rotation).
+
+    Only the newest refresh token (``current_jti``) may be used; presenting an older one means
+    it was copied, so the whole family is revoked and its access tokens stop connecting. A
+    logout (``POST /api/token/revoke/``) revokes it too.
+    """
+
+    id = models.UUIDField(primary_key=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="token_families"
+    )
+    current_jti = models.CharField(max_length=32)
+    created_at = models.DateTimeField(default=timezone.now)
+    rotated_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "token families"
+
+    def __str__(self):
+        state = "active" if self.revoked_at is None else "revoked"
+        return f"{self.user_id} {self.pk} ({state})"
+
+
+class Block(models.Model):
+    """``blocker`` blocked ``blocked``: who is blocked cannot add the blocker to rooms or open a
+    one-to-one room with them."""
+
+    blocker = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_blocks"
+    )
+    blocked = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_blocked_by"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["blocker", "blocked"], name="chat_block_unique")
+        ]
+        indexes = [models.Index(fields=["blocked", "blocker"], name="chat_block_by_blocked")]
+
+    def __str__(self):
+        return f"{self.blocker_id} blocks {self.blocked_id}"

@@ -9,6 +9,8 @@ import json
 import re
 from dataclasses import dataclass, field
 
+import emoji
+
 from .conf import option
 
 # Error codes carried in {"eventType": "error", "error": {"code": ...}}; the socket stays open.
@@ -73,9 +75,15 @@ def _limit(value):
     return option(value) if isinstance(value, str) else value
 
 
+def is_ascii_number(text):
+    """Digits 0-9 only: ``str.isdigit`` also takes "²" and "١", which ``int()`` then refuses or
+    reads as another number, and ``int()`` alone takes " 1", "+1" and "1_0"."""
+    return text.isascii() and text.isdigit()
+
+
 def id_field(name, value):
     """A positive integer id; digit strings are accepted because JSON object keys are strings."""
-    if isinstance(value, str) and value.isdigit() and len(value) <= 19:
+    if isinstance(value, str) and is_ascii_number(value) and len(value) <= 19:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
         raise invalid(f"'{name}' must be a positive integer id.")
@@ -115,6 +123,15 @@ def text_field(max_length, blank=False):
         return value
 
     return check
+
+
+def emoji_field(name, value):
+    """Exactly one emoji (one grapheme cluster: skin tones, ZWJ sequences and flags count as
+    one), as the ``emoji`` package's Unicode tables know them; nothing else is a reaction."""
+    text_field(32)(name, value)
+    if not emoji.is_emoji(value):
+        raise invalid(f"'{name}' must be exactly one emoji.")
+    return value
 
 
 def bool_field(name, value):
@@ -264,8 +281,10 @@ CLIENT_EVENTS = {
             "send",
             message_id=(id_field, REQUIRED),
             action=(choice_field("add", "remove"), REQUIRED),
-            emoji=(text_field(32), REQUIRED),
+            emoji=(emoji_field, REQUIRED),
         ),
+        _event("user.block", "manage", user_id=(id_field, REQUIRED)),
+        _event("user.unblock", "manage", user_id=(id_field, REQUIRED)),
         _event("message.read", "read", rooms=(cursor_map_field(MAX_LIST_ITEMS), REQUIRED)),
         _event("message.acknowledged", "read", rooms=(cursor_map_field(MAX_LIST_ITEMS), REQUIRED)),
         _event(
@@ -297,6 +316,7 @@ SERVER_EVENTS = (
     "roomexit.dispatch",
     "roomdelete.dispatch",
     "roomupdate.dispatch",
+    "userblock.dispatch",
     "error",
 )
 

@@ -1,11 +1,27 @@
-"""WebSocket routes of the chat application, wrapped in authentication."""
+"""WebSocket routes of the chat application, each wrapped in its authentication."""
+
+import logging
 
 from channels.routing import URLRouter
-from django.urls import path
+from django.urls import path, re_path
 
 from .auth import TokenAuthMiddlewareStack
 from .consumers import ChatConsumer
 
-websocket_urlpatterns = [path("messaging/", ChatConsumer.as_asgi())]
+logger = logging.getLogger(__name__)
 
-websocket_application = TokenAuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+
+async def refuse_unknown_path(scope, receive, send):
+    """A handshake to a path nobody serves: refused before accept (Daphne answers HTTP 403)
+    with one INFO line, instead of Channels' "No route found" traceback and an HTTP 500."""
+    message = await receive()
+    if message["type"] == "websocket.connect":
+        logger.info("WebSocket handshake to unknown path %s refused", scope.get("path"))
+        await send({"type": "websocket.close"})
+
+
+websocket_urlpatterns = [
+    path("messaging/", TokenAuthMiddlewareStack(ChatConsumer.as_asgi())),
+]
+
+websocket_application = URLRouter([*websocket_urlpatterns, re_path(r"", refuse_unknown_path)])

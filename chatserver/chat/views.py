@@ -1,17 +1,19 @@
-"""HTTP token endpoints: ``POST /api/token/`` and ``POST /api/token/refresh/``.
+"""HTTP token endpoints: ``POST /api/token/``, ``/api/token/refresh/`` and ``/api/token/revoke/``.
 
 Both take JSON or form bodies. Credentials are checked with Django's ``authenticate`` so every
-configured backend applies; failures answer 401 with a JSON error, never a traceback.
+configured backend applies; failures answer 401 with a JSON error, never a traceback, and too
+many of them 429 (login_throttle.py).
 """
 
 import json
 
-from django.contrib.auth import authenticate, get_user_model
-from django.http import JsonResponse
+from django.contrib.auth import authenticate
+from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from .tokens import REFRESH, InvalidToken, issue_access_token, issue_token_pair, user_id_from_token
+from .login_throttle import forget_failures
+from .tokens import InvalidToken, issue_token_pair, revoke, rotate
 
 
 def _body(request):
@@ -39,23 +41,44 @@ def obtain_token(request):
         return _error(400, "username and password are required strings.")
     user = authenticate(request, username=username, password=password)
     if user is None or not user.is_active:
-        return _error(401, "Invalid credentials.")
-    return JsonResponse(issue_token_pair(user.pk))
+        return _error(401, "Invalid credentials.")  # counted by login_throttle
+    forget_failures(username)
+    return JsonResponse(issue_token_pair(user))
+
+
+def _refresh_from(request):
+    """The ``refresh`` string of the body, or an error response."""
+    body = _body(request)
+    if body is None:
+        return None, _error(400, "Body must be a JSON object.")
+    token = body.get("refresh")
+    if not isinstance(token, str):
+        return None, _error(400, "refresh is a required string.")
+    return token, None
 
 
 @csrf_exempt
 @require_POST
 def refresh_token(request):
-    body = _body(request)
-    if body is None:
-        return _error(400, "Body must be a JSON object.")
-    token = body.get("refresh")
-    if not isinstance(token, str):
-        return _error(400, "refresh is a required string.")
+    """A new access *and* refresh token; the refresh token sent is used up (rotation)."""
+    token, error = _refresh_from(request)
+    if error is not None:
+        return error
     try:
-        user_id = user_id_from_token(token, expected_type=REFRESH)
+        return JsonResponse(rotate(token))
     except InvalidToken:
         return _error(401, "Invalid or expired refresh token.")
-    if not get_user_model().objects.filter(pk=user_id, is_active=True).exists():
+
+
+@csrf_exempt
+@require_POST
+def revoke_token(request):
+    """Log out: the refresh token's family is revoked and its sockets close (4001)."""
+    token, error = _refresh_from(request)
+    if error is not None:
+        return error
+    try:
+        revoke(token)
+    except InvalidToken:
         return _error(401, "Invalid or expired refresh token.")
-    return JsonResponse({"access": issue_access_token(user_id)})
+    return HttpResponse(status=204)

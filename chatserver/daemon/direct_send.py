@@ -18,6 +18,8 @@ import asyncio
 from twisted.internet import tcp
 from twisted.logger import Logger
 
+from chatserver.chat.metrics import frames_dropped
+
 log = Logger()
 
 
@@ -97,6 +99,8 @@ class DirectFrames:
         super().sendData(data, sync, chopsize)
 
     def connectionLost(self, reason):  # noqa: N802 - Twisted's name
+        if self.direct_frames:  # queued in this loop pass, never to be written
+            frames_dropped(len(self.direct_frames), "closed")
         self.direct_frames = None
         super().connectionLost(reason)
 

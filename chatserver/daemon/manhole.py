@@ -6,9 +6,7 @@ generated on first start into the state directory. TCP listeners must be on loop
 operator forces otherwise; Unix sockets default to mode 600.
 """
 
-import ipaddress
 import os
-import re
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -20,6 +18,8 @@ from twisted.cred import portal
 from twisted.logger import Logger
 from twisted.python import usage
 from zope.interface import implementer
+
+from .endpoints import is_loopback_endpoint, parse_endpoint
 
 log = Logger()
 
@@ -61,29 +61,20 @@ def check_manhole_endpoint(description, allow_remote=False):
     Accepted: ``unix:PATH`` (mode 600 unless given) and ``tcp:PORT:interface=ADDR`` with a loopback
     ADDR. A TCP endpoint without an interface listens on every address, so it is refused too.
     """
-    kind, _, rest = description.partition(":")
-    kind = kind.lower()
+    kind = parse_endpoint(description)[0]
     if kind == "unix":
-        if "mode=" not in rest:
+        if "mode=" not in description.partition(":")[2]:
             description += ":mode=600"
         return description
     if kind not in ("tcp", "tcp6"):
         raise usage.UsageError(
             f"--manhole {description!r}: use unix:PATH or tcp:PORT:interface=127.0.0.1."
         )
-    parts = re.split(r"(?<!\\):", rest)  # endpoint strings escape colons as \:
-    params = dict(part.split("=", 1) for part in parts if "=" in part)
-    interface = params.get("interface", "").replace("\\:", ":")
-    if not allow_remote:
-        try:
-            loopback = ipaddress.ip_address(interface.strip("[]")).is_loopback
-        except ValueError:
-            loopback = False
-        if not loopback:
-            raise usage.UsageError(
-                f"--manhole {description!r} is not bound to a loopback interface; add "
-                "interface=127.0.0.1 (or ::1), or pass --manhole-allow-remote if you mean it."
-            )
+    if not allow_remote and not is_loopback_endpoint(description):
+        raise usage.UsageError(
+            f"--manhole {description!r} is not bound to a loopback interface; add "
+            "interface=127.0.0.1 (or ::1), or pass --manhole-allow-remote if you mean it."
+        )
     return description
 
 

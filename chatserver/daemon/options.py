@@ -54,6 +54,12 @@ class Options(usage.Options):
         ["no-migrate", None, "Do not apply database migrations at start."],
         ["proxy-headers", None, "Trust X-Forwarded-For/-Port/-Proto (behind nginx)."],
         ["manhole-allow-remote", None, "Allow the manhole on a non-loopback TCP interface."],
+        [
+            "i-know-this-is-development",
+            None,
+            "Serve the development settings (published key, DEBUG) beyond loopback anyway.",
+        ],
+        ["metrics-allow-remote", None, "Allow --metrics on a non-loopback interface."],
     ]
 
     optParameters = [
@@ -112,6 +118,12 @@ class Options(usage.Options):
             "Endpoint for the SSH manhole: unix:PATH or tcp:PORT:interface=127.0.0.1.",
         ],
         ["manhole-keys", None, None, "authorized_keys file of the operators allowed in."],
+        [
+            "metrics",
+            None,
+            None,
+            "Serve Prometheus /metrics here: a port (on 127.0.0.1) or endpoint.",
+        ],
     ]
 
     def __init__(self):
@@ -160,3 +172,9 @@ class Options(usage.Options):
             )
             if not os.path.isfile(self["manhole-keys"]):
                 raise usage.UsageError(f"--manhole-keys {self['manhole-keys']}: no such file.")
+        if self["metrics"]:
+            from .endpoints import operator_endpoint
+
+            self["metrics"] = operator_endpoint(
+                "metrics", self["metrics"], self["metrics-allow-remote"]
+            )

@@ -4,7 +4,8 @@
     ├─ heartbeat sweeper   close sockets silent for INACTIVITY_THRESHOLD (4408)
     ├─ session reaper      delete session rows past the retention
     ├─ DaphneService       Daphne's factories + one listener per endpoint
-    └─ manhole (optional)  SSH, public keys only, loopback or Unix socket
+    ├─ manhole (optional)  SSH, public keys only, loopback or Unix socket
+    └─ metrics (optional)  Prometheus /metrics listener (loopback) and event-loop lag probe
 
 Importing this module installs Twisted's asyncio reactor when none is installed yet (twistd has
 already installed any ``-r`` reactor by now); Options refuses any other reactor.
@@ -24,7 +25,26 @@ class Options(BaseOptions):
         super().postOptions()
         from .django_setup import configure_django
 
-        configure_django(self["settings"], self["state-dir"])
+        settings = configure_django(self["settings"], self["state-dir"])
+        refuse_exposed_development(settings, self["endpoints"], self["i-know-this-is-development"])
+
+
+def refuse_exposed_development(settings, endpoints, insisted):
+    """The development settings sign tokens with a published key and show debug pages: serving
+    them where other hosts can connect needs ``--i-know-this-is-development``."""
+    if insisted or not getattr(settings, "DEVELOPMENT_SETTINGS", False):
+        return
+    from twisted.python import usage
+
+    from .endpoints import is_loopback_endpoint
+
+    exposed = [endpoint for endpoint in endpoints if not is_loopback_endpoint(endpoint)]
+    if exposed:
+        raise usage.UsageError(
+            f"refusing to serve the development settings on {', '.join(exposed)}: other hosts "
+            "could connect. Use --production (settings from the environment), a loopback "
+            "interface, or --i-know-this-is-development if you mean it."
+        )
 
 
 def makeService(options, reactor=None):
@@ -91,6 +111,11 @@ def makeService(options, reactor=None):
         manhole = ListeningService(reactor, options["manhole"], factory)
         manhole.setName("manhole")
         manhole.setServiceParent(root)
+
+    if options["metrics"]:
+        from .metrics import metrics_service
+
+        metrics_service(options["metrics"], reactor, daphne).setServiceParent(root)
 
     tune_garbage_collector()
     return root

@@ -2,7 +2,7 @@
 
 import os
 
-from .environment import env_int, env_list, state_dir
+from .environment import allowed_origins, env_int, env_list, state_dir
 
 STATE_DIR = state_dir()
 
@@ -20,6 +20,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "chatserver.chat.login_throttle.login_throttle_middleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -66,6 +67,11 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = os.environ.get("CHATSERVER_STATIC_ROOT") or str(STATE_DIR / "static")
+
+# WebSocket handshakes must come from a page of this site (cross-site WebSocket hijacking). By
+# default the Origin's host is checked against ALLOWED_HOSTS, whatever its scheme and port; full
+# origins here (scheme://host[:port], comma-separated in the environment) are enforced exactly.
+ALLOWED_ORIGINS = allowed_origins(env_list("ALLOWED_ORIGINS", []))
 
 # guardian: no anonymous user row is needed, the WebSocket refuses anonymous sockets anyway.
 ANONYMOUS_USER_NAME = None

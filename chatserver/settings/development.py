@@ -9,10 +9,19 @@ import os
 
 from .base import *  # noqa: F403
 from .base import STATE_DIR, allowed_hosts
-from .environment import caches, channel_layers, check_production, databases, env_flag
+from .environment import (
+    DEVELOPMENT_SECRET_KEY,
+    caches,
+    channel_layers,
+    check_production,
+    databases,
+    env_flag,
+)
 
+# The daemon refuses to serve these settings on a non-loopback address unless told it is meant.
+DEVELOPMENT_SETTINGS = True
 DEBUG = env_flag("DEBUG", True)
-SECRET_KEY = os.environ.get("SECRET_KEY") or "development-only-insecure-key-change-me-0123456789"
+SECRET_KEY = os.environ.get("SECRET_KEY") or DEVELOPMENT_SECRET_KEY
 ALLOWED_HOSTS = allowed_hosts(["localhost", "127.0.0.1", "[::1]"])
 REDIS_URL = os.environ.get("REDIS_URL", "")
 

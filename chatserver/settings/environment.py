@@ -134,15 +134,68 @@ def databases(database_url, sqlite_path):
     return {"default": config}
 
 
+# Published in this repository: it signs nothing that matters, anywhere.
+DEVELOPMENT_SECRET_KEY = "development-only-insecure-key-change-me-0123456789"
+MAKE_A_KEY = 'make one with: python3 -c "import secrets; print(secrets.token_urlsafe(50))"'
+# A random URL-safe key of 32+ characters has far more; "aaaa...", "changeme" * 5 or a
+# date-stamped word do not.
+MIN_DISTINCT_KEY_CHARACTERS = 20
+
+
+def secret_key_problem(secret_key):
+    """Why ``secret_key`` must not sign tokens and sessions in production, or None."""
+    if not secret_key:
+        return f"SECRET_KEY is not set: {MAKE_A_KEY}."
+    if secret_key == DEVELOPMENT_SECRET_KEY:
+        return f"SECRET_KEY is the published development key: {MAKE_A_KEY}."
+    if len(secret_key) < 32:
+        return f"SECRET_KEY is shorter than 32 characters: {MAKE_A_KEY}."
+    if len(set(secret_key)) < MIN_DISTINCT_KEY_CHARACTERS:
+        return (
+            f"SECRET_KEY has fewer than {MIN_DISTINCT_KEY_CHARACTERS} distinct characters, "
+            f"so it is easy to guess: {MAKE_A_KEY}."
+        )
+    return None
+
+
+def allowed_origins(raw_origins):
+    """Validate ``ALLOWED_ORIGINS`` entries: full origins (scheme://host[:port]), each matched
+    exactly, so a typo cannot silently widen the check to a pattern."""
+    from urllib.parse import urlsplit
+
+    origins = []
+    for origin in raw_origins:
+        parts = urlsplit(origin)
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            parts = None
+        if (
+            parts is None
+            or parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.hostname.startswith(".")
+            or parts.path not in ("", "/")
+            or parts.query
+            or parts.fragment
+            or parts.username is not None
+        ):
+            raise ImproperlyConfigured(
+                f"ALLOWED_ORIGINS entry {origin!r} is not an origin: write "
+                "scheme://host[:port], e.g. https://chat.example.com."
+            )
+        origins.append(origin.rstrip("/").lower())
+    return origins
+
+
 def check_production(*, secret_key, allowed_hosts, redis_url, debug):
     """Refuse settings that would misbehave in production, with one sentence per problem."""
     problems = []
     if debug:
         problems.append("DEBUG must be off in production (unset DEBUG or set DEBUG=0).")
-    if not secret_key:
-        problems.append("SECRET_KEY is not set: export a long random SECRET_KEY.")
-    elif len(secret_key) < 32:
-        problems.append("SECRET_KEY is shorter than 32 characters.")
+    key_problem = secret_key_problem(secret_key)
+    if key_problem:
+        problems.append(key_problem)
     if not allowed_hosts:
         problems.append(
             "ALLOWED_HOSTS is empty: every WebSocket handshake would be refused. "

@@ -9,7 +9,14 @@ import os
 
 from .base import *  # noqa: F403
 from .base import STATE_DIR, allowed_hosts
-from .environment import caches, channel_layers, check_production, databases, env_flag
+from .environment import (
+    caches,
+    channel_layers,
+    check_production,
+    databases,
+    env_flag,
+    env_int,
+)
 
 DEBUG = env_flag("DEBUG", False)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
@@ -27,3 +34,14 @@ CACHES = caches(REDIS_URL)
 SESSION_COOKIE_SECURE = env_flag("CHATSERVER_SECURE_COOKIES", True)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# nginx redirects port 80 already; this catches a request that reached the daemon over plain
+# HTTP some other way. Off only where TLS ends somewhere that sets no X-Forwarded-Proto.
+SECURE_SSL_REDIRECT = env_flag("CHATSERVER_SSL_REDIRECT", True)
+# HTTP Strict Transport Security: browsers refuse plain HTTP to this host for that long. One
+# year once HTTPS works; 0 turns the header off (e.g. while trying a certificate out).
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_flag("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_flag("SECURE_HSTS_PRELOAD", False)
+# Preloading binds every subdomain of the registrable domain for good: the owner of that
+# domain decides (SECURE_HSTS_PRELOAD=1), so `check --deploy` does not nag about it otherwise.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]

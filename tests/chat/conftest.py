@@ -97,7 +97,7 @@ async def connect():
     clients = []
 
     async def open_client(user, notifications=True):
-        path = f"/messaging/?token={issue_access_token(user.pk)}"
+        path = f"/messaging/?token={issue_access_token(user)}"
         communicator = WebsocketCommunicator(application, path, headers=ORIGIN)
         connected, _ = await communicator.connect()
         assert connected

@@ -57,7 +57,7 @@ def test_token_pair_for_good_credentials_only(client, alice):
 
 
 def test_refresh_gives_a_new_access_token_and_refuses_access_tokens(client, alice):
-    pair = issue_token_pair(alice.pk)
+    pair = issue_token_pair(alice)
     response = post_json(client, "/api/token/refresh/", {"refresh": pair["refresh"]})
     assert response.status_code == 200
     assert user_id_from_token(response.json()["access"]) == alice.pk
@@ -93,7 +93,7 @@ async def test_bad_expired_and_inactive_tokens_close_with_4001(alice):
         assert output == {"type": "websocket.close", "code": CLOSE_UNAUTHENTICATED}
     alice.is_active = False
     await alice.asave()
-    output = await closes_with(f"/messaging/?token={issue_access_token(alice.pk)}")
+    output = await closes_with(f"/messaging/?token={issue_access_token(alice)}")
     assert output["code"] == CLOSE_UNAUTHENTICATED
 
 
@@ -127,7 +127,7 @@ async def test_session_cookie_authenticates_and_a_bad_token_still_wins(alice):
 
 
 async def test_foreign_origin_is_refused_at_the_handshake(alice):
-    path = f"/messaging/?token={issue_access_token(alice.pk)}"
+    path = f"/messaging/?token={issue_access_token(alice)}"
     for headers in ([(b"origin", b"http://evil.example")], []):
         communicator = WebsocketCommunicator(application, path, headers=headers)
         connected, _ = await communicator.connect()

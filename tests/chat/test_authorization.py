@@ -49,12 +49,14 @@ MATRIX = [
     ("message.modify", {"message_id": "M", "action": "delete"}, ("ok", "ok", 4002, 4004)),
     (
         "message.react",
-        {"message_id": "M", "action": "add", "emoji": "+1"},
+        {"message_id": "M", "action": "add", "emoji": "👍"},
         ("ok", "ok", "ok", 4004),
     ),
     ("message.read", {"rooms": {"R": 1}}, ("ok", "ok", "ok", 4004)),
     ("message.acknowledged", {"rooms": {"R": 2}}, ("silent", "silent", "silent", 4004)),
     ("message.typing", {"room_id": "R"}, ("silent", "silent", "silent", 4004)),
+    ("user.block", {"user_id": "erin"}, ("ok", "ok", "ok", "ok")),
+    ("user.unblock", {"user_id": "erin"}, ("ok", "ok", "ok", "ok")),
 ]
 
 CASES = [

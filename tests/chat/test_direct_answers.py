@@ -83,7 +83,7 @@ class RecordingSender:
 @pytest.mark.django_db(transaction=True)
 async def test_replies_and_room_frames_go_through_a_direct_sender_while_it_is_open(connect, users):
     sender = RecordingSender()
-    path = f"/messaging/?token={issue_access_token(users.alice.pk)}"
+    path = f"/messaging/?token={issue_access_token(users.alice)}"
     alice = WebsocketCommunicator(application, path, headers=ORIGIN)
     alice.scope["extensions"] = {DIRECT_SENDER: sender}
     assert (await alice.connect())[0]

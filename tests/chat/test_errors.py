@@ -75,6 +75,22 @@ async def test_validation_not_found_permission_conflict(connect, users):
     assert await a.error("room.join", {"room_id": room_id}) == 4005
 
 
+async def test_ids_and_cursors_are_ascii_digits_in_range(connect, users):
+    a = await connect(users.alice)
+    room_id = (await a.ok("room.create", {"type": "group", "name": "g"}))["room"]["id"]
+    # The room's id in Arabic-Indic digits, which int() would read as that id.
+    arabic = "".join(chr(0x660 + int(digit)) for digit in str(room_id))
+    for bad in ["\u00b2", arabic, " 1", "+1", "1_0", "-1", "0", "9223372036854775808"]:
+        assert await a.error("room.info", {"room_id": bad}) == 4003, bad
+    assert await a.error("session.resume", {"rooms": {arabic: 0}}) == 4003
+    assert (await a.ok("room.info", {"room_id": str(room_id)}))["room"]["id"] == room_id
+    for cursor in ["0:9223372036854775808", "0:0", "\u0661:1", "1:2:3", "x", "-5:1", " 1:1"]:
+        assert await a.error("room.list", {"before": cursor}) == 4003, cursor
+    assert (await a.ok("room.list", {"before": "0:1"}))["rooms"] == []
+    (room,) = (await a.ok("room.list", {"before": "99999999999999999:1"}))["rooms"]
+    assert room["id"] == room_id
+
+
 @pytest.mark.parametrize("bad", ["nul \x00 byte", "lone \ud83d high", "\udc00"])
 async def test_text_no_database_can_store_is_4003_and_the_sends_around_it_are_stored(
     connect, users, bad
@@ -147,12 +163,25 @@ async def test_anonymous_and_bad_token_close_with_4001():
 
 
 async def test_foreign_origin_is_refused(users):
-    path = f"/messaging/?token={issue_access_token(users.alice.pk)}"
+    path = f"/messaging/?token={issue_access_token(users.alice)}"
     communicator = WebsocketCommunicator(
         application, path, headers=[(b"origin", b"http://evil.example")]
     )
     connected, _ = await communicator.connect()
     assert not connected
+
+
+@pytest.mark.parametrize("path", ["/", "/admin/", "/messaging", "/messaging/x/", "/echo/"])
+async def test_handshake_to_an_unknown_path_is_refused_with_one_info_line(users, path, caplog):
+    caplog.set_level("INFO")
+    communicator = WebsocketCommunicator(application, path, headers=ORIGIN)
+    connected, _ = await communicator.connect()
+    assert not connected  # Daphne answers a close before accept with HTTP 403
+    await communicator.wait()
+    errors = [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL") or r.exc_info]
+    assert not errors, errors
+    (line,) = [r for r in caplog.records if "unknown path" in r.getMessage()]
+    assert line.levelname == "INFO" and path in line.getMessage()
 
 
 async def test_oversized_frame_closes_with_1009(connect, users, chat_options):

@@ -288,3 +288,84 @@ async def test_a_flood_of_sends_waits_for_answers_past_the_pipeline_limit(
     answers = [await a.recv() for _ in range(5)]
     assert [f["request_id"] for f in answers] == [f"s{i}" for i in range(5)]
     assert [f["data"]["seq"] for f in answers] == [2, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize("good", ["👍", "❤️", "👍🏽", "👨‍👩‍👧", "🇫🇷", "🎉"])
+async def test_a_reaction_is_one_emoji(connect, users, good):
+    room_id, a, _ = await setup_room(connect, users)
+    msg = (await send(a, room_id, "hi"))["message"]
+    added = await a.ok("message.react", {"message_id": msg["id"], "action": "add", "emoji": good})
+    assert added["emoji"] == good and added["changed"] is True
+
+
+@pytest.mark.parametrize("bad", ["+1", "tada", ":tada:", "a", "👍👍", "👍 ", "", "x" * 40, 5])
+async def test_anything_but_one_emoji_is_refused(connect, users, bad):
+    room_id, a, _ = await setup_room(connect, users)
+    msg = (await send(a, room_id, "hi"))["message"]
+    react = {"message_id": msg["id"], "action": "add", "emoji": bad}
+    assert await a.error("message.react", react) == 4003
+
+
+async def test_distinct_reactions_per_message_are_capped(connect, users, chat_options):
+    chat_options(MAX_REACTIONS_PER_MESSAGE=3)
+    room_id, a, (b,) = await setup_room(connect, users, users.bob)
+    msg = (await send(a, room_id, "hi"))["message"]
+    await b.expect("message.dispatch")
+
+    def react(emoji, action="add"):
+        return {"message_id": msg["id"], "action": action, "emoji": emoji}
+
+    async def ok(client, watcher, data):
+        await client.ok("message.react", data)
+        await watcher.expect("reaction.dispatch")
+
+    for emoji in ["👍", "🎉", "❤️"]:
+        await ok(a, b, react(emoji))
+    assert await a.error("message.react", react("😂")) == 4005
+    assert await b.error("message.react", react("😂")) == 4005
+    await ok(b, a, react("👍"))  # one already there: more people may add it
+    await ok(a, b, react("🎉", "remove"))
+    await ok(b, a, react("😂"))  # room again after a distinct one went
+    history = await a.ok("room.messages", {"room_id": room_id})
+    assert [r["emoji"] for r in history["messages"][0]["reactions"]] == ["👍", "❤️", "😂"]
+
+
+async def test_messages_in_rooms_one_cannot_see_look_like_missing_ones(connect, users):
+    room_id, a, _ = await setup_room(connect, users)
+    hidden = (await send(a, room_id, "secret"))["message"]["id"]
+    carol = await connect(users.carol)
+    for event, data in [
+        ("message.modify", {"action": "update", "content": "mine now"}),
+        ("message.modify", {"action": "delete"}),
+        ("message.react", {"action": "add", "emoji": "👍"}),
+    ]:
+        frames = []
+        for message_id in (hidden, 10**9):
+            frame = await carol.request(event, {"message_id": message_id, **data})
+            frames.append(frame["error"])
+        assert (
+            frames[0]
+            == frames[1]
+            == {
+                "code": 4004,
+                "detail": "Message not found.",
+                "event_type": event,
+            }
+        )
+
+
+async def test_in_a_locked_group_members_delete_but_cannot_edit(connect, users):
+    room_id, a, (b,) = await setup_room(connect, users, users.bob)
+    old = (await send(b, room_id, "before the lock"))["message"]
+    other = (await send(b, room_id, "another"))["message"]
+    await a.expect("message.dispatch")
+    await a.expect("message.dispatch")
+    await a.ok("room.modify", {"room_id": room_id, "action": "update", "locked": True})
+    await b.expect("roomupdate.dispatch")
+    edit = {"message_id": old["id"], "action": "update", "content": "new words"}
+    assert await b.error("message.modify", edit) == 4002
+    assert await a.nothing()  # nothing was broadcast
+    stored = await Message.objects.aget(pk=old["id"])
+    assert stored.content == "before the lock" and not stored.is_edited
+    deleted = await b.ok("message.modify", {"message_id": other["id"], "action": "delete"})
+    assert deleted["message"]["is_deleted"] is True

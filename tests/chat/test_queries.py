@@ -25,7 +25,7 @@ def fill(room_id, authors, count):
             author,
             Access(room_id, "group", "member", frozenset()),
             payload["message"]["id"],
-            {"action": "add", "emoji": "+1"},
+            {"action": "add", "emoji": "👍"},
         )
 
 

@@ -54,7 +54,7 @@ def create_users_with_tokens(env, *usernames):
         "tokens = {}\n"
         f"for name in {list(usernames)!r}:\n"
         "    user, _ = get_user_model().objects.get_or_create(username=name)\n"
-        "    tokens[name] = {'id': user.pk, 'token': issue_access_token(user.pk)}\n"
+        "    tokens[name] = {'id': user.pk, 'token': issue_access_token(user)}\n"
         "print('TOKENS=' + json.dumps(tokens))\n"
     )
     manage(env, "migrate", "--noinput", "-v", "0")

@@ -1,6 +1,7 @@
 """Environment-driven settings and the stdlib-to-twistd log bridge."""
 
 import logging
+import secrets
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -64,7 +65,10 @@ def test_production_check_names_every_problem():
     for fragment in ("DEBUG must be off", "SECRET_KEY is not set", "'*'", "REDIS_URL"):
         assert fragment in message
     environment.check_production(
-        secret_key="k" * 50, allowed_hosts=["chat.example.com"], redis_url="redis://x", debug=False
+        secret_key=secrets.token_urlsafe(50),
+        allowed_hosts=["chat.example.com"],
+        redis_url="redis://x",
+        debug=False,
     )
 
 

@@ -5,7 +5,7 @@ from channels.db import database_sync_to_async
 from .. import eventlog, fanout, loopstore
 from ..batching import Batcher
 from ..permissions import SEND, VIEW
-from ..protocol import encode_event
+from ..protocol import ERROR_NOT_FOUND, ProtocolError, encode_event
 from ..serializers import user_payload
 from ..services import messages as service
 from ..services.rooms import not_found
@@ -45,11 +45,17 @@ async def _answer_send(conn, frame, room_id, stored):
 
 
 async def _message_access(conn, message_id):
-    """Access to the room of a message; an invisible message is 4004 like a missing one."""
+    """Access to the room of a message; a message in a room one cannot see is 4004 "Message not
+    found." like a missing one, so ids cannot be probed."""
     room_id = await message_room(message_id)
     if room_id is None:
         raise not_found("Message")
-    return await conn.require(room_id, VIEW)
+    try:
+        return await conn.require(room_id, VIEW)
+    except ProtocolError as error:
+        if error.code == ERROR_NOT_FOUND:
+            raise not_found("Message") from None
+        raise
 
 
 async def modify(conn, frame, data):

@@ -302,6 +302,9 @@ def modify_message(user, access, message_id, data):
     if action == "update":
         if message.author_id != user.pk:
             raise ProtocolError(ERROR_PERMISSION_DENIED, "Only the author edits a message.")
+        if permissions.SEND not in access.perms:
+            # New content is a new say: not in a locked group or a channel one cannot post to.
+            raise ProtocolError(ERROR_PERMISSION_DENIED, "Missing permission send_message.")
         if "content" not in data:
             raise invalid("'content' is required to update a message.")
     else:
@@ -331,15 +334,19 @@ def modify_message(user, access, message_id, data):
 
 
 def react(user, access, message_id, data):
-    """Add or remove a reaction; repeating one changes nothing and takes no seq."""
-    message = Message.objects.filter(pk=message_id, is_deleted=False).only("pk").first()
-    if message is None:
-        raise not_found("Message")
+    """Add or remove a reaction; repeating one changes nothing and takes no seq. A message
+    holds at most MAX_REACTIONS_PER_MESSAGE distinct emoji."""
     emoji, adding = data["emoji"], data["action"] == "add"
     event = {"message_id": message_id, "action": data["action"], "emoji": emoji}
     event["user"] = user_payload(user)
     with transaction.atomic():
+        # The row lock makes the distinct-emoji check and the insert one step per message.
+        rows = Message.objects.filter(pk=message_id, is_deleted=False).only("pk")
+        message = (rows.select_for_update() if adding else rows).first()
+        if message is None:
+            raise not_found("Message")
         if adding:
+            _check_reaction_room(message, emoji)
             _, changed = Reaction.objects.get_or_create(message=message, user=user, emoji=emoji)
         else:
             changed = bool(
@@ -350,6 +357,14 @@ def react(user, access, message_id, data):
         event["changed"] = True
         seq = eventlog.record(access.room_id, REACTION, event)
     return eventlog.frame_data(access.room_id, seq, event), True
+
+
+def _check_reaction_room(message, emoji):
+    """4005 when ``emoji`` would be one distinct reaction too many on ``message``."""
+    limit = option("MAX_REACTIONS_PER_MESSAGE")
+    present = set(message.reactions.values_list("emoji", flat=True).distinct()[: limit + 1])
+    if emoji not in present and len(present) >= limit:
+        raise ProtocolError(ERROR_CONFLICT, f"A message holds at most {limit} different reactions.")
 
 
 def _advance(user, cursors, field_name):

@@ -8,7 +8,6 @@ and returns the frame data for the handler to encode and fan out.
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
@@ -20,10 +19,13 @@ from ..protocol import (
     ERROR_CONFLICT,
     ERROR_NOT_FOUND,
     ERROR_PERMISSION_DENIED,
+    MAX_ID,
     ProtocolError,
     invalid,
+    is_ascii_number,
 )
 from ..serializers import member_payload, room_payload, user_payload
+from .users import addable_users
 
 ROOM_CREATED = "roomcreate.dispatch"
 MEMBERS_ADDED = "roomaddmembers.dispatch"
@@ -50,14 +52,9 @@ def not_found(what="Room"):
     return ProtocolError(ERROR_NOT_FOUND, f"{what} not found.")
 
 
-def _users(user_ids, exclude=None):
-    """Active users by id; unknown or inactive ids are a validation error."""
-    ids = [uid for uid in user_ids if uid != exclude]
-    users = list(get_user_model().objects.filter(pk__in=ids, is_active=True).order_by("pk"))
-    unknown = sorted(set(ids) - {user.pk for user in users})
-    if unknown:
-        raise invalid(f"Unknown users: {unknown}.")
-    return users
+def _users(actor, user_ids):
+    """The users ``actor`` may add (users.addable_users), ``actor`` left out."""
+    return addable_users(actor, [uid for uid in user_ids if uid != actor.pk])
 
 
 def _member_count(room_id):
@@ -83,7 +80,7 @@ def create_room(creator, data):
         raise invalid("'name' is required for group chats and channels.")
     if kind == Room.CHANNEL and "locked" in data:
         raise invalid("Channels cannot be locked: only moderators send anyway.")
-    others = _users(data.get("members", []), exclude=creator.pk)
+    others = _users(creator, data.get("members", []))
     limit = data.get("member_limit", option("DEFAULT_MEMBER_LIMIT"))
     if len(others) + 1 > limit:
         raise invalid(f"A room of member_limit {limit} cannot start with {len(others) + 1}.")
@@ -111,7 +108,7 @@ def _create_direct(creator, data):
     members = data.get("members") or []
     if len(members) != 1 or members[0] == creator.pk:
         raise invalid("A one-to-one room needs exactly one other member.")
-    (peer,) = _users(members)
+    (peer,) = _users(creator, members)
     key = f"{min(creator.pk, peer.pk)}:{max(creator.pk, peer.pk)}"
     existing = Room.objects.filter(direct_key=key).first()
     if existing is None:
@@ -164,8 +161,14 @@ def _encode_cursor(room):
 
 
 def _decode_cursor(cursor):
+    """``(last_event_at, room_id)`` of a cursor from _encode_cursor; anything else is 4003."""
+    parts = cursor.split(":")
     try:
-        micros, room_id = (int(part) for part in cursor.split(":"))
+        if len(parts) != 2 or not all(is_ascii_number(part) for part in parts):
+            raise ValueError(cursor)
+        micros, room_id = (int(part) for part in parts)
+        if not 1 <= room_id <= MAX_ID:
+            raise ValueError(cursor)
         return EPOCH + micros * MICROSECOND, room_id
     except (ValueError, OverflowError, OSError):
         raise invalid("'before' is not a cursor this server gave out.") from None
@@ -304,7 +307,7 @@ def add_members(actor, room_id, user_ids):
         room = _locked_room(room_id)
         if room.kind == Room.DIRECT:
             raise invalid("One-to-one rooms cannot take more members.")
-        users = _users(user_ids)
+        users = _users(actor, user_ids)
         present = set(
             Membership.objects.filter(room=room, user__in=users).values_list("user_id", flat=True)
         )

@@ -1,0 +1,16 @@
+"""User events: user.block and user.unblock (answered to the requesting socket only)."""
+
+from channels.db import database_sync_to_async
+
+from ..services import users as service
+
+block_user = database_sync_to_async(service.block)
+unblock_user = database_sync_to_async(service.unblock)
+
+
+async def block(conn, frame, data):
+    await conn.reply(frame, service.USER_BLOCK, await block_user(conn.user, data["user_id"]))
+
+
+async def unblock(conn, frame, data):
+    await conn.reply(frame, service.USER_BLOCK, await unblock_user(conn.user, data["user_id"]))

@@ -1,0 +1,48 @@
+"""Users as other users meet them: who may be added to rooms, and blocking.
+
+Refusals never tell an unknown id, an inactive user and a user who blocked you apart: the room
+events would otherwise enumerate the user table and tell who blocked whom.
+"""
+
+from django.contrib.auth import get_user_model
+
+from ..models import Block
+from ..protocol import ERROR_NOT_FOUND, ERROR_PERMISSION_DENIED, ProtocolError
+
+USER_BLOCK = "userblock.dispatch"
+
+
+def addable_users(actor, user_ids):
+    """The users ``actor`` may put in a room, by id order; one refusal for any id that is
+    unknown, inactive or has blocked ``actor``."""
+    ids = set(user_ids)
+    users = list(
+        get_user_model()
+        .objects.filter(pk__in=ids, is_active=True)
+        .exclude(chat_blocks__blocked=actor)
+        .order_by("pk")
+    )
+    if len(users) != len(ids):
+        raise ProtocolError(ERROR_PERMISSION_DENIED, "Some of these users cannot be added.")
+    return users
+
+
+def _target(actor, user_id):
+    if user_id == actor.pk:
+        raise ProtocolError(ERROR_PERMISSION_DENIED, "You cannot block yourself.")
+    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+    if user is None:
+        raise ProtocolError(ERROR_NOT_FOUND, "User not found.")
+    return user
+
+
+def block(actor, user_id):
+    """Block a user (repeating it changes nothing); returns the reply data."""
+    user = _target(actor, user_id)
+    _, created = Block.objects.get_or_create(blocker=actor, blocked=user)
+    return {"user_id": user.pk, "blocked": True, "changed": created}
+
+
+def unblock(actor, user_id):
+    deleted, _ = Block.objects.filter(blocker=actor, blocked_id=user_id).delete()
+    return {"user_id": user_id, "blocked": False, "changed": bool(deleted)}
