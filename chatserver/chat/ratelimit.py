@@ -148,10 +148,10 @@ class RedisBuckets:
     def _bound(self):
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
+            # No socket_timeout: redis-py would run every write in a task of its own for it;
+            # one timeout around each script call (_take_batch) bounds it instead.
             self._client = redis.asyncio.Redis.from_url(
-                self.url,
-                socket_timeout=REDIS_TIMEOUT_SECONDS,
-                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+                self.url, socket_timeout=None, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
             )
             self._script = self._client.register_script(TAKE_SCRIPT)
             self._loop = loop
@@ -188,7 +188,9 @@ class RedisBuckets:
     async def _take_batch(self, items):
         script = self._bound()
         args = [number for _, rate, burst, want in items for number in (rate, burst, want)]
-        return [int(granted) for granted in await script(keys=[i[0] for i in items], args=args)]
+        async with asyncio.timeout(REDIS_TIMEOUT_SECONDS):  # a stalled Redis must not wedge sends
+            granted = await script(keys=[item[0] for item in items], args=args)
+        return [int(count) for count in granted]
 
     async def close(self):
         if self._client is not None:
