@@ -10,16 +10,16 @@ APT    := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 
 .PHONY: run test lint format system-packages venv bench clean conformance
 
-# Debian packages: python3-venv when this Python cannot make a venv; redis-server and postgresql
-# for the tests (each test run starts its own throwaway servers); in CI also nginx-light, so the
-# nginx site is checked with `nginx -t`, and systemd, so the units are checked with
-# `systemd-analyze verify` and `security` (both skipped where absent).
+# Debian packages: python3-venv when this Python cannot make a venv; redis-server, postgresql and
+# nginx-light for the tests (each test run starts its own throwaway servers; the nginx site is
+# checked with `nginx -t` and run in front of several daemons); in CI also systemd, so the units
+# are checked with `systemd-analyze verify` and `security` (those tests skip where absent).
 system-packages:
 	@need=""; \
 	$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || need="$$need python3-venv"; \
 	command -v redis-server >/dev/null 2>&1 || need="$$need redis-server"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$$need postgresql"; \
-	if [ -n "$$CI" ] && ! command -v nginx >/dev/null 2>&1; then need="$$need nginx-light"; fi; \
+	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need="$$need nginx-light"; \
 	if [ -n "$$CI" ] && ! command -v systemd-analyze >/dev/null 2>&1; then need="$$need systemd"; fi; \
 	if [ -n "$$need" ]; then \
 		echo "installing Debian packages:$$need"; \

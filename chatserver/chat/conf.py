@@ -42,7 +42,8 @@ DEFAULTS = {
     # Failed logins (token endpoint and admin) per username and per client address within
     # ``window`` seconds of the first; past them a login answers 429 without checking the password.
     "LOGIN_FAILURE_LIMITS": {"per_username": 5, "per_address": 20, "window": 15 * 60},
-    # Token buckets per user (per process) and event class: refill per second, burst capacity.
+    # Token buckets per user and event class: refill per second, burst capacity. Shared by every
+    # daemon through Redis (REDIS_URL), kept across reconnects (chat/ratelimit.py).
     "RATE_LIMITS": {
         "send": {"rate": 5.0, "burst": 20},
         "typing": {"rate": 2.0, "burst": 10},

@@ -76,7 +76,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.groups_joined = set()
         self.rooms = set()
         self.access = {}  # room id -> permissions.Access, dropped on membership messages
-        limiter.attach(user.pk)
         await self.after_connect()
 
     async def after_connect(self):
@@ -108,7 +107,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code):
         if self.user is None:
             return
-        limiter.detach(self.user.pk)
         await self.settle()  # stored messages still go out to the room
         await self.leave_groups(list(self.groups_joined))
         await sessions.close_session(self.channel_name, code)
@@ -125,7 +123,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         try:
             frame = parse_frame(text_data, bytes_data)
             event = client_event(frame.event_type)
-            if not limiter.allow(self.user.pk, event.rate_class):
+            if not await limiter.allow(self.user.pk, event.rate_class):
                 raise ProtocolError(ERROR_RATE_LIMITED, f"Too many {event.rate_class} events.")
             if event.name not in PIPELINED:
                 await self.settle()
