@@ -526,3 +526,25 @@ def test_the_site_under_test_is_the_shipped_one(tmp_path):
     assert "least_conn;" in upstream and "keepalive 32;" in upstream
     assert "listen 127.0.0.1:8123;" in site and "ssl" not in site.replace("ssl_", "")
     assert "return 301" not in site
+
+
+def test_nginx_caps_login_attempts_per_address(cluster):
+    """The shipped site's limit_req zone answers 429 itself once an address exceeds its burst
+    of token requests; what passes reaches a daemon (401 for wrong credentials)."""
+    import http.client
+
+    c = cluster(1)
+    answers = []
+    for n in range(25):
+        connection = http.client.HTTPConnection("127.0.0.1", c.nginx.port, timeout=10)
+        body = json.dumps({"username": f"nobody{n}", "password": "wrong"})
+        headers = {"Content-Type": "application/json", "Host": "localhost"}
+        connection.request("POST", "/api/token/", body=body, headers=headers)
+        response = connection.getresponse()
+        answers.append((response.status, response.getheader("Content-Type", "")))
+        response.read()
+        connection.close()
+    by_nginx = [i for i, (status, kind) in enumerate(answers) if status == 429 and "html" in kind]
+    assert by_nginx and by_nginx[0] >= 10, answers  # the burst passes, then nginx refuses
+    assert all(status == 401 for status, _ in answers[:10]), answers
+    assert not c.tracebacks()
