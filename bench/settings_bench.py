@@ -18,10 +18,12 @@ else:
 
     DEBUG = False
 
+from chatserver.chat.conf import DEFAULTS  # noqa: E402
+
 BENCH_RATE = {"rate": 1e6, "burst": 1_000_000}
 REALTIME_CHAT_MESSAGING = {
     **REALTIME_CHAT_MESSAGING,
-    "RATE_LIMITS": {name: dict(BENCH_RATE) for name in ("send", "typing", "read", "manage")},
+    "RATE_LIMITS": {name: dict(BENCH_RATE) for name in DEFAULTS["RATE_LIMITS"]},
 }
 LOGGING = {
     "version": 1,

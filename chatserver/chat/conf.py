@@ -49,6 +49,10 @@ DEFAULTS = {
         "typing": {"rate": 2.0, "burst": 10},
         "read": {"rate": 20.0, "burst": 60},
         "manage": {"rate": 2.0, "burst": 10},
+        # New sockets per user, and per client address (before authentication, so a flood of
+        # handshakes costs no database work); past them the socket is closed with 4429.
+        "connect": {"rate": 0.5, "burst": 20},
+        "connect_address": {"rate": 5.0, "burst": 100},
     },
 }
 

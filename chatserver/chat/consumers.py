@@ -16,11 +16,13 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from . import fanout, loopstore, metrics, sessions
 from .batching import Batcher
 from .conf import option
+from .connect_limits import user_may_connect
 from .handlers import HANDLERS, PIPELINED
 from .localgroups import DIRECT_SENDER, local_groups
 from .permissions import VIEW, load_accesses
 from .protocol import (
     CLOSE_TOO_BIG,
+    CLOSE_TOO_MANY_CONNECTIONS,
     CLOSE_UNAUTHENTICATED,
     ERROR_INTERNAL,
     ERROR_NOT_FOUND,
@@ -68,6 +70,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated:
             metrics.connects_refused.inc()
             await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        if not await user_may_connect(user.pk):
+            metrics.connects_refused.inc()
+            await self.close(code=CLOSE_TOO_MANY_CONNECTIONS)
             return
         self.user = user
         metrics.connects_accepted.inc()

@@ -23,7 +23,7 @@ import time
 import redis.asyncio
 
 from .batching import Batcher
-from .conf import option
+from .conf import DEFAULTS, option
 
 logger = logging.getLogger(__name__)
 
@@ -211,7 +211,7 @@ class RateLimiter:
 
     async def allow(self, user_id, event_class):
         """Spend one token of the user's bucket for this class; False when it is empty."""
-        limit = self.limits()[event_class]
+        limit = self.limits().get(event_class) or DEFAULTS["RATE_LIMITS"][event_class]
         rate, burst = float(limit["rate"]), float(limit["burst"])
         redis_buckets = self.redis_buckets()
         if redis_buckets is not None and not self._redis_resting():

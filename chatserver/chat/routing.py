@@ -12,6 +12,7 @@ from django.urls import path, re_path
 from django.utils.module_loading import import_string
 
 from .auth import TokenAuthMiddlewareStack
+from .connect_limits import AddressConnectLimit
 from .consumers import ChatConsumer
 
 logger = logging.getLogger(__name__)
@@ -27,7 +28,10 @@ async def refuse_unknown_path(scope, receive, send):
 
 
 websocket_urlpatterns = [
-    path("messaging/", TokenAuthMiddlewareStack(ChatConsumer.as_asgi())),
+    path(
+        "messaging/",
+        AddressConnectLimit(TokenAuthMiddlewareStack(ChatConsumer.as_asgi())),
+    ),
     *(
         path(route, import_string(consumer).as_asgi())
         for route, consumer in getattr(settings, "EXTRA_WEBSOCKET_ROUTES", ())
