@@ -1,0 +1,72 @@
+"""After PostgreSQL dropped the database thread's connection (a restart), the next call works:
+the housekeeping jobs and a failure of the event loop's connection check it first
+(chat/reconnect.py). PostgreSQL only: make test runs the chat tests there too."""
+
+import asyncio
+
+import psycopg
+import pytest
+from channels.db import database_sync_to_async
+from django.db import connection
+
+from chatserver.chat import loopstore, sessions
+from chatserver.chat.models import Room
+from chatserver.chat.protocol import ERROR_UNAVAILABLE, ProtocolError
+from chatserver.chat.services import one_statement
+from chatserver.chat.services import rooms as room_service
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        not one_statement.usable(1), reason="PostgreSQL only (make test runs it there)"
+    ),
+]
+
+
+@database_sync_to_async
+def thread_backend_pid():
+    connection.ensure_connection()
+    return connection.connection.info.backend_pid
+
+
+def terminate(*pids):
+    """As a restart does to every connection, from a connection of the test's own."""
+    params = connection.get_connection_params()
+    for name in ("cursor_factory", "context"):
+        params.pop(name, None)
+    with psycopg.connect(**params, autocommit=True) as admin:
+        for pid in pids:
+            admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+
+@database_sync_to_async
+def make_room(owner):
+    data = {"type": "group", "name": "g", "members": []}
+    return room_service.create_room(owner, data).data["room"]["id"]
+
+
+async def test_the_sweeper_and_the_reaper_work_on_the_first_run_after_a_restart(users):
+    terminate(await thread_backend_pid())
+    assert await sessions.expire_silent_sessions(60) == 0
+    terminate(await thread_backend_pid())
+    assert await sessions.reap_sessions(3600) == 0
+
+
+async def test_a_broken_loop_connection_gets_the_thread_connection_checked(users):
+    room_id = await make_room(users.alice)
+    await loopstore.send_messages([(users.alice, room_id, {"content": "first"})])
+    store = loopstore.install(asyncio.get_running_loop())
+    terminate(await thread_backend_pid(), store._connection.info.backend_pid)
+    with pytest.raises(ProtocolError) as refused:
+        await loopstore.send_messages([(users.alice, room_id, {"content": "lost"})])
+    assert refused.value.code == ERROR_UNAVAILABLE
+    # The thread's next query works: its dead connection was closed, a new one opened.
+    assert await database_sync_to_async(Room.objects.filter(pk=room_id).exists)()
+
+
+async def test_a_heartbeat_on_a_dead_thread_connection_is_4503_then_works(users):
+    terminate(await thread_backend_pid())
+    with pytest.raises(ProtocolError) as refused:
+        await sessions.touch_session("no-such-channel")
+    assert refused.value.code == ERROR_UNAVAILABLE
+    assert await sessions.touch_session("no-such-channel") is False  # Django reconnected

@@ -1,0 +1,155 @@
+"""PostgreSQL restarted under traffic: senders get 4503 and resend, nothing is lost or doubled,
+and the daemon reconnects by itself (no restart, sockets stay open)."""
+
+import asyncio
+import tempfile
+import time
+from collections import Counter
+
+import psycopg
+import pytest
+
+from bench.infra import Postgres, postgres_bindir
+from chatserver.chat import loopstore
+from chatserver.chat.protocol import CLOSE_HEARTBEAT_EXPIRED, ERROR_UNAVAILABLE
+
+from .clients import closed_code, request, unix_client
+from .processes import Daemon, create_users_with_tokens, daemon_env, unix_socket_accepts
+from .traffic import Member, check_everyone_has_everything, send_traffic
+
+pytestmark = [
+    pytest.mark.timeout(180),
+    pytest.mark.skipif(postgres_bindir() is None, reason="PostgreSQL is not installed"),
+]
+
+NAMES = ("alice", "bob", "carol")
+
+
+@pytest.fixture
+def cluster():
+    """A PostgreSQL cluster of this test's own, which the test restarts (in a directory of its
+    own: pytest's are private to root, and the cluster runs as ``postgres`` under root)."""
+    with tempfile.TemporaryDirectory(prefix="chatserver-faults-") as workdir:
+        postgres = Postgres(workdir, databases=("chatserver",), max_connections=50)
+        try:
+            yield postgres
+        finally:
+            postgres.stop()
+
+
+def restart(cluster):
+    """``pg_ctl restart -m fast``: every connection is terminated (AdminShutdown)."""
+    log = str(cluster.root / "postgres.log")  # else the new server holds pg_ctl's stdout
+    cluster._run(
+        [
+            "pg_ctl",
+            "-D",
+            str(cluster.datadir),
+            "-l",
+            log,
+            "-m",
+            "fast",
+            "-w",
+            "-t",
+            "60",
+            "restart",
+        ],
+        timeout=90,
+    )
+
+
+def stored_messages(database_url, room_id):
+    with psycopg.connect(database_url) as connection:
+        return connection.execute(
+            "SELECT seq, client_msg_id, content FROM chat_message WHERE room_id = %s ORDER BY seq",
+            [room_id],
+        ).fetchall()
+
+
+def loop_connections(database_url):
+    with psycopg.connect(database_url) as connection:
+        return connection.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+            [loopstore.APPLICATION_NAME],
+        ).fetchone()[0]
+
+
+async def open_room(sock, users):
+    async with unix_client(sock, users["alice"]["token"]) as ws:
+        created = await request(
+            ws,
+            "room.create",
+            {
+                "type": "group",
+                "name": "faults",
+                "members": [users[name]["id"] for name in NAMES[1:]],
+            },
+        )
+        assert created["eventType"] == "roomcreate.dispatch", created
+        return created["data"]["room"]["id"]
+
+
+async def test_postgres_restart_under_traffic(tmp_path, cluster, redis_url):
+    database_url = cluster.url("chatserver")
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    env = daemon_env(
+        state_dir, redis_url, DATABASE_URL=database_url, CHATSERVER_INACTIVITY_THRESHOLD=4
+    )
+    users = create_users_with_tokens(env, *NAMES)
+    sock = tmp_path / "chat.sock"
+    # The sweeper runs every half second and closes sockets silent for 4 s: it must keep
+    # working across the restart, and the members' heartbeats keep them open.
+    args = ["--socket", str(sock), "--heartbeat-interval", "0.5"]
+    daemon = Daemon(args, env, tmp_path).start(unix_socket_accepts(sock))
+    members = []
+    try:
+        room_id = await open_room(sock, users)
+        for name in NAMES:
+            ws = await unix_client(sock, users[name]["token"])
+            members.append(Member(name, ws, room_id))
+            members[-1].keep_alive(1)
+        stop = asyncio.Event()
+        deadline = time.monotonic() + 120
+        traffic = asyncio.ensure_future(send_traffic(members, stop, deadline))
+
+        async def acknowledged():
+            return sum(len(member.acknowledged) for member in members)
+
+        async def wait_for_acknowledged(count):
+            while await acknowledged() < count:
+                assert not traffic.done(), traffic.exception()
+                await asyncio.sleep(0.05)
+
+        await wait_for_acknowledged(6)
+        before = await acknowledged()
+        await asyncio.to_thread(restart, cluster)
+        # Traffic goes on after the restart: the daemon reconnects by itself.
+        await wait_for_acknowledged(before + 15)
+        stop.set()
+        await asyncio.wait_for(traffic, 60)
+
+        errors = sum((member.errors for member in members), start=Counter())
+        print(f"acknowledged {await acknowledged()}, errors {dict(errors)}")
+        assert errors[ERROR_UNAVAILABLE] >= 1, errors  # the restart did hit sends in flight
+        assert all(member.closed is None for member in members)  # every socket stayed open
+        assert loop_connections(database_url) == 1  # the event loop has its connection back
+
+        stored = stored_messages(database_url, room_id)
+        last_seqs = set()
+        for member in members:
+            _, last_seq = await member.catch_up()  # the database thread's connection is back
+            last_seqs.add(last_seq)
+        (last_seq,) = last_seqs
+        check_everyone_has_everything(members, stored, last_seq)
+
+        # The sweeper works after the restart: a socket without heartbeats is closed (4408).
+        async with unix_client(sock, users["bob"]["token"]) as silent:
+            assert await closed_code(silent, timeout=20) == CLOSE_HEARTBEAT_EXPIRED
+
+        for member in members:
+            await member.close()
+        log = daemon.stop_cleanly()  # no traceback: nothing failed unhandled
+        assert "heartbeat-sweeper failed" not in log
+    finally:
+        daemon.kill()
