@@ -13,9 +13,17 @@ from bench.infra import Postgres, postgres_bindir
 from chatserver.chat import loopstore
 from chatserver.chat.protocol import CLOSE_HEARTBEAT_EXPIRED, ERROR_UNAVAILABLE
 
-from .clients import closed_code, request, unix_client
+from .clients import closed_code, unix_client
 from .processes import Daemon, create_users_with_tokens, daemon_env, unix_socket_accepts
-from .traffic import Member, check_everyone_has_everything, send_traffic
+from .traffic import (
+    acknowledged,
+    check_everyone_has_everything,
+    join,
+    open_room,
+    send_traffic,
+    stored_messages,
+    wait_until,
+)
 
 pytestmark = [
     pytest.mark.timeout(180),
@@ -58,35 +66,12 @@ def restart(cluster):
     )
 
 
-def stored_messages(database_url, room_id):
-    with psycopg.connect(database_url) as connection:
-        return connection.execute(
-            "SELECT seq, client_msg_id, content FROM chat_message WHERE room_id = %s ORDER BY seq",
-            [room_id],
-        ).fetchall()
-
-
 def loop_connections(database_url):
     with psycopg.connect(database_url) as connection:
         return connection.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
             [loopstore.APPLICATION_NAME],
         ).fetchone()[0]
-
-
-async def open_room(sock, users):
-    async with unix_client(sock, users["alice"]["token"]) as ws:
-        created = await request(
-            ws,
-            "room.create",
-            {
-                "type": "group",
-                "name": "faults",
-                "members": [users[name]["id"] for name in NAMES[1:]],
-            },
-        )
-        assert created["eventType"] == "roomcreate.dispatch", created
-        return created["data"]["room"]["id"]
 
 
 async def test_postgres_restart_under_traffic(tmp_path, cluster, redis_url):
@@ -104,33 +89,23 @@ async def test_postgres_restart_under_traffic(tmp_path, cluster, redis_url):
     daemon = Daemon(args, env, tmp_path).start(unix_socket_accepts(sock))
     members = []
     try:
-        room_id = await open_room(sock, users)
-        for name in NAMES:
-            ws = await unix_client(sock, users[name]["token"])
-            members.append(Member(name, ws, room_id))
-            members[-1].keep_alive(1)
+        room_id = await open_room(sock, users, NAMES)
+        members = await join(sock, users, NAMES, room_id)
+        for member in members:
+            member.keep_alive(1)
         stop = asyncio.Event()
-        deadline = time.monotonic() + 120
-        traffic = asyncio.ensure_future(send_traffic(members, stop, deadline))
+        traffic = asyncio.ensure_future(send_traffic(members, stop, time.monotonic() + 120))
 
-        async def acknowledged():
-            return sum(len(member.acknowledged) for member in members)
-
-        async def wait_for_acknowledged(count):
-            while await acknowledged() < count:
-                assert not traffic.done(), traffic.exception()
-                await asyncio.sleep(0.05)
-
-        await wait_for_acknowledged(6)
-        before = await acknowledged()
+        await wait_until(lambda: acknowledged(members) >= 6, traffic)
+        before = acknowledged(members)
         await asyncio.to_thread(restart, cluster)
         # Traffic goes on after the restart: the daemon reconnects by itself.
-        await wait_for_acknowledged(before + 15)
+        await wait_until(lambda: acknowledged(members) >= before + 15, traffic)
         stop.set()
         await asyncio.wait_for(traffic, 60)
 
         errors = sum((member.errors for member in members), start=Counter())
-        print(f"acknowledged {await acknowledged()}, errors {dict(errors)}")
+        print(f"acknowledged {acknowledged(members)}, errors {dict(errors)}")
         assert errors[ERROR_UNAVAILABLE] >= 1, errors  # the restart did hit sends in flight
         assert all(member.closed is None for member in members)  # every socket stayed open
         assert loop_connections(database_url) == 1  # the event loop has its connection back

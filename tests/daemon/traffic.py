@@ -13,9 +13,12 @@ import json
 import time
 from collections import Counter
 
+import psycopg
 import websockets
 
 from chatserver.chat.protocol import ERROR_RATE_LIMITED, ERROR_UNAVAILABLE
+
+from .clients import request, unix_client
 
 RETRYABLE = {ERROR_UNAVAILABLE, ERROR_RATE_LIMITED}
 
@@ -142,7 +145,7 @@ async def send_traffic(members, stop, deadline, pause=0.25):
         while not stop.is_set():
             n += 1
             await member.send_until_stored(
-                f"{member.name}-{n}", f"{member.name} says {n}", deadline
+                f"{member.room_id}-{member.name}-{n}", f"{member.name} says {n}", deadline
             )
             await asyncio.sleep(pause)
 
@@ -163,3 +166,50 @@ def check_everyone_has_everything(members, stored, last_seq):
             assert stored_by_id.get(client_msg_id) == seq, (member.name, client_msg_id)
     acknowledged = sum(len(member.acknowledged) for member in members)
     assert acknowledged == len(stored), "a message stored that no send was answered for"
+
+
+async def open_room(sock, users, names):
+    """The first user creates a group room with the others; returns its id."""
+    owner, *others = names
+    async with unix_client(sock, users[owner]["token"]) as ws:
+        created = await request(
+            ws,
+            "room.create",
+            {"type": "group", "name": "faults", "members": [users[n]["id"] for n in others]},
+        )
+        assert created["eventType"] == "roomcreate.dispatch", created
+        return created["data"]["room"]["id"]
+
+
+async def join(sock, users, names, room_id):
+    """A connected Member for each user, with the notification frame of its connect read."""
+    members = []
+    for name in names:
+        ws = await unix_client(sock, users[name]["token"])
+        assert json.loads(await ws.recv())["eventType"] == "chat.notifications"
+        members.append(Member(name, ws, room_id))
+    return members
+
+
+def acknowledged(members):
+    return sum(len(member.acknowledged) for member in members)
+
+
+async def wait_until(condition, traffic=None, timeout=60):
+    """Poll ``condition()`` (every 50 ms); a traffic task that failed fails the wait."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if traffic is not None and traffic.done():
+            traffic.result()
+            raise AssertionError("the traffic stopped")
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+def stored_messages(database_url, room_id):
+    """``[(seq, client_msg_id, content)]`` of the room, read from PostgreSQL directly."""
+    with psycopg.connect(database_url) as connection:
+        return connection.execute(
+            "SELECT seq, client_msg_id, content FROM chat_message WHERE room_id = %s ORDER BY seq",
+            [room_id],
+        ).fetchall()
