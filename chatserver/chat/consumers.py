@@ -47,6 +47,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     direct_sender = None
     pending = None  # the task working through this connection's pipelined answers
     answers = None  # deque of (frame, answer coroutine, text) still to answer, oldest first
+    gone = False  # the socket closed: answers still pending have nowhere to go
 
     async def dispatch(self, message):
         """Route a message to its handler.
@@ -104,6 +105,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await asyncio.gather(*(local.discard(group, self) for group in groups))
 
     async def disconnect(self, code):
+        self.gone = True
         if self.user is None:
             return
         limiter.detach(self.user.pk)
@@ -203,7 +205,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Write a text frame through the daemon's direct sender when there is one: it joins
         the frames this socket gets in one loop pass into one write (daemon/direct_send.py)."""
         sender = self.direct_sender
-        if text_data and bytes_data is None and not close and sender and sender.is_open():
+        if self.gone or (sender is not None and not sender.is_open()):
+            # The socket is closing or closed (1001 on shutdown): nobody to write to. An answer
+            # dropped here was stored; the client resends it (same client_msg_id) or resumes.
+            return
+        if text_data and bytes_data is None and not close and sender:
             sender.send_text(text_data)
             return
         await super().send(text_data, bytes_data, close)

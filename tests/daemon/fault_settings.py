@@ -6,3 +6,11 @@ from chatserver.settings.development import *  # noqa: F403
 from chatserver.settings.development import REALTIME_CHAT_MESSAGING
 
 REALTIME_CHAT_MESSAGING = {**REALTIME_CHAT_MESSAGING, "GROUP_REFRESH_INTERVAL": 1}
+
+# A flood of sends from one user is the traffic, not something to refuse (test_sigterm.py).
+REALTIME_CHAT_MESSAGING["RATE_LIMITS"] = {
+    "send": {"rate": 1000.0, "burst": 1000},
+    "typing": {"rate": 2.0, "burst": 10},
+    "read": {"rate": 20.0, "burst": 60},
+    "manage": {"rate": 2.0, "burst": 10},
+}
