@@ -34,6 +34,7 @@ compiling of the summary's queries in the database thread, which was most of a c
 
 import asyncio
 import logging
+import select
 import weakref
 
 import psycopg
@@ -100,7 +101,12 @@ class LoopStore:
     async def _connected(self):
         connection = self._connection
         if connection is not None and not connection.closed:
-            return connection
+            if not _hung_up(connection):
+                return connection
+            # The server closed it while it was idle (a restart): nothing was sent on it, so
+            # this batch goes on a new connection; the database thread's is likely dead too.
+            self._drop()
+            await _lost_connection()
         settings = connections[self.alias].settings_dict
         params = connections[self.alias].get_connection_params()
         for name in ("cursor_factory", "context", "prepare_threshold"):
@@ -148,6 +154,14 @@ class LoopStore:
             connection, self._connection = self._connection, None
             if connection is not None:
                 await connection.close()
+
+
+def _hung_up(connection):
+    """Whether the server wrote to this idle connection: after a restart or
+    pg_terminate_backend it sends a FATAL error and closes the socket, and it sends nothing
+    unasked otherwise (no LISTEN here). A look at the socket: no round trip, no blocking."""
+    readable, _, _ = select.select([connection.pgconn.socket], [], [], 0)
+    return bool(readable)
 
 
 async def _rows(cursor):

@@ -3,17 +3,21 @@ the housekeeping jobs and a failure of the event loop's connection check it firs
 (chat/reconnect.py). PostgreSQL only: make test runs the chat tests there too."""
 
 import asyncio
+import threading
 
 import psycopg
 import pytest
 from channels.db import database_sync_to_async
-from django.db import connection
+from django.db import connection, transaction
 
 from chatserver.chat import loopstore, sessions
 from chatserver.chat.models import Room
 from chatserver.chat.protocol import ERROR_UNAVAILABLE, ProtocolError
 from chatserver.chat.services import one_statement
 from chatserver.chat.services import rooms as room_service
+
+from .races import wait_for
+from .test_loopstore import waiting_on_a_lock
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -52,16 +56,58 @@ async def test_the_sweeper_and_the_reaper_work_on_the_first_run_after_a_restart(
     assert await sessions.reap_sessions(3600) == 0
 
 
-async def test_a_broken_loop_connection_gets_the_thread_connection_checked(users):
+async def test_a_restart_noticed_by_the_loop_gets_the_thread_connection_checked(users):
+    """Both connections dropped: the loop notices before it sends (the server closed its idle
+    connection), stores the batch on a new one, and has the thread's dead one replaced."""
     room_id = await make_room(users.alice)
     await loopstore.send_messages([(users.alice, room_id, {"content": "first"})])
     store = loopstore.install(asyncio.get_running_loop())
-    terminate(await thread_backend_pid(), store._connection.info.backend_pid)
-    with pytest.raises(ProtocolError) as refused:
-        await loopstore.send_messages([(users.alice, room_id, {"content": "lost"})])
-    assert refused.value.code == ERROR_UNAVAILABLE
+    loop_pid = store._connection.info.backend_pid
+    terminate(await thread_backend_pid(), loop_pid)
+    await wait_for(lambda: loopstore._hung_up(store._connection))
+    (outcome,) = await loopstore.send_messages([(users.alice, room_id, {"content": "next"})])
+    assert outcome[0]["message"]["content"] == "next"
+    assert store._connection.info.backend_pid != loop_pid
     # The thread's next query works: its dead connection was closed, a new one opened.
     assert await database_sync_to_async(Room.objects.filter(pk=room_id).exists)()
+
+
+async def test_a_statement_cut_off_by_the_server_is_4503_and_the_thread_is_checked(users):
+    """The connection breaks while the statement runs (it waits on a locked room when the
+    server ends it, as a restart does): not retried, 4503; the thread's is replaced too."""
+    room_id = await make_room(users.alice)
+    await loopstore.send_messages([(users.alice, room_id, {"content": "first"})])
+    store = loopstore.install(asyncio.get_running_loop())
+    loop_pid = store._connection.info.backend_pid
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_room():
+        try:
+            with transaction.atomic():
+                Room.objects.select_for_update().get(pk=room_id)
+                holding.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_the_room)
+    holder.start()
+    try:
+        assert await asyncio.to_thread(holding.wait, 10)
+        batch = asyncio.ensure_future(
+            loopstore.send_messages([(users.alice, room_id, {"content": "cut off"})])
+        )
+        await waiting_on_a_lock(loop_pid)
+        terminate(await thread_backend_pid(), loop_pid)
+        with pytest.raises(ProtocolError) as refused:
+            await batch
+        assert refused.value.code == ERROR_UNAVAILABLE
+    finally:
+        release.set()
+        await asyncio.to_thread(holder.join, 10)
+    assert await database_sync_to_async(Room.objects.filter(pk=room_id).exists)()
+    (outcome,) = await loopstore.send_messages([(users.alice, room_id, {"content": "next"})])
+    assert outcome[0]["seq"] == 3  # "cut off" was not stored
 
 
 async def test_a_heartbeat_on_a_dead_thread_connection_is_4503_then_works(users):

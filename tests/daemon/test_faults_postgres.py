@@ -8,6 +8,7 @@ from collections import Counter
 
 import psycopg
 import pytest
+import websockets
 
 from bench.infra import Postgres, postgres_bindir
 from chatserver.chat import loopstore
@@ -21,6 +22,7 @@ from .traffic import (
     join,
     open_room,
     send_traffic,
+    stop_cleanly,
     stored_messages,
     wait_until,
 )
@@ -79,7 +81,11 @@ async def test_postgres_restart_under_traffic(tmp_path, cluster, redis_url):
     state_dir = tmp_path / "state"
     state_dir.mkdir()
     env = daemon_env(
-        state_dir, redis_url, DATABASE_URL=database_url, CHATSERVER_INACTIVITY_THRESHOLD=4
+        state_dir,
+        redis_url,
+        DATABASE_URL=database_url,
+        CHATSERVER_INACTIVITY_THRESHOLD=4,
+        DJANGO_SETTINGS_MODULE="tests.daemon.fault_settings",  # no send rate limit
     )
     users = create_users_with_tokens(env, *NAMES)
     sock = tmp_path / "chat.sock"
@@ -94,13 +100,16 @@ async def test_postgres_restart_under_traffic(tmp_path, cluster, redis_url):
         for member in members:
             member.keep_alive(1)
         stop = asyncio.Event()
-        traffic = asyncio.ensure_future(send_traffic(members, stop, time.monotonic() + 120))
+        # About 60 sends a second: the restart (about 0.3 s) cannot fall between two of them.
+        traffic = asyncio.ensure_future(
+            send_traffic(members, stop, time.monotonic() + 120, pause=0.05)
+        )
 
         await wait_until(lambda: acknowledged(members) >= 6, traffic)
         before = acknowledged(members)
         await asyncio.to_thread(restart, cluster)
         # Traffic goes on after the restart: the daemon reconnects by itself.
-        await wait_until(lambda: acknowledged(members) >= before + 15, traffic)
+        await wait_until(lambda: acknowledged(members) >= before + 30, traffic)
         stop.set()
         await asyncio.wait_for(traffic, 60)
 
@@ -126,5 +135,57 @@ async def test_postgres_restart_under_traffic(tmp_path, cluster, redis_url):
             await member.close()
         log = daemon.stop_cleanly()  # no traceback: nothing failed unhandled
         assert "heartbeat-sweeper failed" not in log
+    finally:
+        daemon.kill()
+
+
+def pg_ctl(cluster, action):
+    """``pg_ctl stop`` or ``start``, the latter with the options the cluster started with."""
+    options = f"-k {cluster.sockdir} -c listen_addresses='' -c fsync=off -c max_connections=50"
+    log = str(cluster.root / "postgres.log")
+    cluster._run(
+        ["pg_ctl", "-D", str(cluster.datadir), "-l", log, "-o", options, "-m", "fast", "-w"]
+        + ["-t", "60", action],
+        timeout=90,
+    )
+
+
+async def test_postgres_down_a_while(tmp_path, cluster, redis_url):
+    """While PostgreSQL is stopped a send and a heartbeat are answered 4503 on an open socket
+    and a new socket's handshake fails; once it is back the resend is stored, once."""
+    database_url = cluster.url("chatserver")
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    env = daemon_env(state_dir, redis_url, DATABASE_URL=database_url)
+    users = create_users_with_tokens(env, *NAMES)
+    sock = tmp_path / "chat.sock"
+    daemon = Daemon(["--socket", str(sock)], env, tmp_path).start(unix_socket_accepts(sock))
+    try:
+        room_id = await open_room(sock, users, NAMES)
+        alice, bob = await join(sock, users, NAMES[:2], room_id)
+        data = {"room_id": room_id, "content": "while down", "client_msg_id": f"{room_id}-down"}
+        await asyncio.to_thread(pg_ctl, cluster, "stop")
+        try:
+            for event_type, payload in (("message.send", data), ("session.heartbeat", {})):
+                reply = await alice.request(event_type, payload)
+                assert reply["eventType"] == "error", reply
+                assert reply["error"]["code"] == ERROR_UNAVAILABLE, reply
+            # Its token's user is read from the database: the handshake fails (HTTP 500).
+            with pytest.raises(websockets.InvalidStatus) as refused:
+                await unix_client(sock, users["carol"]["token"])
+            assert refused.value.response.status_code == 500
+        finally:
+            await asyncio.to_thread(pg_ctl, cluster, "start")
+        assert alice.closed is None and bob.closed is None
+        reply = await alice.request("message.send", data)
+        assert reply["eventType"] == "message.dispatch", reply
+        assert reply["data"]["message"].get("duplicate") is None
+        await wait_until(lambda: bob.live[reply["data"]["seq"]] == 1)
+        stored = stored_messages(database_url, room_id)
+        assert [content for _, _, content in stored] == ["while down"]
+        for member in (alice, bob):
+            await member.close()
+        # The refused handshake's traceback (Daphne logs it) is the only one.
+        stop_cleanly(daemon, "psycopg.OperationalError", "django.db.utils.OperationalError")
     finally:
         daemon.kill()

@@ -10,6 +10,8 @@ adds. The counters are what the tests assert on: nothing lost, nothing twice, in
 import asyncio
 import contextlib
 import json
+import re
+import signal
 import time
 from collections import Counter
 
@@ -213,3 +215,17 @@ def stored_messages(database_url, room_id):
             "SELECT seq, client_msg_id, content FROM chat_message WHERE room_id = %s ORDER BY seq",
             [room_id],
         ).fetchall()
+
+
+def stop_cleanly(daemon, *allowed):
+    """Daemon.stop_cleanly, except that tracebacks of the fault's own exceptions (``allowed``:
+    a lost Redis connection, logged by channels-redis and the local groups) may be in the log:
+    no other may."""
+    code = daemon.terminate()
+    log = daemon.log()
+    assert code in (0, -signal.SIGTERM), f"exit {code}:\n{log}"
+    assert "Server Shut Down." in log, log
+    for traceback in log.split("Traceback (most recent call last):")[1:]:
+        raised = re.findall(r"^\t([\w.]+(?:Error|Exception)):", traceback, flags=re.M)
+        assert raised and raised[-1] in allowed, traceback
+    return log
