@@ -205,14 +205,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Write a text frame through the daemon's direct sender when there is one: it joins
         the frames this socket gets in one loop pass into one write (daemon/direct_send.py)."""
         sender = self.direct_sender
-        if self.gone or (sender is not None and not sender.is_open()):
-            # The socket is closing or closed (1001 on shutdown): nobody to write to. An answer
-            # dropped here was stored; the client resends it (same client_msg_id) or resumes.
-            return
-        if text_data and bytes_data is None and not close and sender:
+        if self.gone:
+            return  # the socket closed: nobody to write to (see below)
+        if text_data and bytes_data is None and not close and sender and sender.is_open():
             sender.send_text(text_data)
             return
-        await super().send(text_data, bytes_data, close)
+        try:
+            await super().send(text_data, bytes_data, close)
+        except Exception:
+            if sender is None or sender.is_open():
+                raise
+            # The socket closed under a pending answer (1001 on shutdown). The message it
+            # answered is stored: its client resends it (same client_msg_id) or resumes.
 
     async def send_error(self, code, detail, frame=None, text_data=None):
         if frame is not None:

@@ -234,7 +234,7 @@ async def _lost_connection():
 async def connect_state(user, channel_name, with_notifications):
     """``services.connect.state`` for the running loop: on its LoopStore when it has one (one
     round trip, statements built once), else in the database thread. While the database
-    cannot be reached this raises, and the socket is closed (1011): the client reconnects."""
+    cannot be reached this raises, and the socket is closed: the client reconnects."""
     store = _stores.get(asyncio.get_running_loop())
     if store is None or not connect_service.usable():
         return await connect_state_in_thread(user, channel_name, with_notifications)

@@ -64,10 +64,16 @@ class Member:
     async def request(self, event_type, data, timeout=30):
         self._ids += 1
         request_id = f"{self.name}-{self._ids}"
+        if self._reader.done():
+            raise ConnectionError(f"{self.name}: socket closed")
         reply = self._waiting[request_id] = asyncio.get_running_loop().create_future()
-        await self.ws.send(
-            json.dumps({"event_type": event_type, "data": data, "request_id": request_id})
-        )
+        try:
+            await self.ws.send(
+                json.dumps({"event_type": event_type, "data": data, "request_id": request_id})
+            )
+        except websockets.ConnectionClosed:
+            self._waiting.pop(request_id, None)
+            raise ConnectionError(f"{self.name}: socket closed") from None
         return await asyncio.wait_for(reply, timeout)
 
     async def send_until_stored(self, client_msg_id, content, deadline):
