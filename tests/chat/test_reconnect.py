@@ -116,3 +116,19 @@ async def test_a_heartbeat_on_a_dead_thread_connection_is_4503_then_works(users)
         await sessions.touch_session("no-such-channel")
     assert refused.value.code == ERROR_UNAVAILABLE
     assert await sessions.touch_session("no-such-channel") is False  # Django reconnected
+
+
+async def test_a_healthy_connection_is_kept_from_batch_to_batch(users):
+    """Nothing is left unread on the connection after a batch (one room: one statement; several
+    rooms: a pipeline), so the look at its socket never mistakes it for a dropped one."""
+    rooms = [await make_room(users.alice) for _ in range(2)]
+    await loopstore.send_messages([(users.alice, rooms[0], {"content": "first"})])
+    store = loopstore.install(asyncio.get_running_loop())
+    pid = store._connection.info.backend_pid
+    for i in range(5):
+        await loopstore.send_messages([(users.alice, rooms[0], {"content": f"one {i}"})])
+        await loopstore.send_messages(
+            [(users.alice, room_id, {"content": f"two {i}"}) for room_id in rooms]
+        )
+        assert not loopstore._hung_up(store._connection)
+    assert store._connection.info.backend_pid == pid
