@@ -4,8 +4,9 @@ Django keeps the database thread's connection open (``CONN_MAX_AGE``) and, witho
 ``CONN_HEALTH_CHECKS`` (a round trip before every call, which the hot paths do not pay),
 finds out that PostgreSQL restarted only when a query fails on it: one failed request per
 connection after every restart. The daemon's own signs of an outage (the event loop's
-connection broke, a housekeeping run is due) check the thread's connections instead, one
-``SELECT 1`` each, and close the dead ones; Django opens a new one at the next query.
+connection found closed by the server, or broken mid-statement; a housekeeping run is due)
+check the thread's connections instead, one ``SELECT 1`` each, and close the dead ones; Django
+opens a new one at the next query.
 """
 
 import functools
