@@ -54,6 +54,8 @@ test: system-packages $(STAMP)
 	$(BIN)/pytest
 	$(BIN)/python -m tests.on_postgres $(BIN)/pytest -q tests/chat tests/daemon/test_maintenance.py \
 		tests/daemon/test_end_to_end.py tests/daemon/test_socket_activation.py tests/daemon/test_health.py
+	$(BIN)/python -m tests.on_postgres $(BIN)/pytest -q tests/daemon/test_faults_redis.py \
+		tests/daemon/test_sigterm.py
 
 # The benchmark against plain daphne, uvicorn, the reference package and bare Autobahn
 # (≈ 45 min; results in bench/results/<stamp>/, see docs/performance.md).

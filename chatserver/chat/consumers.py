@@ -49,6 +49,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     direct_sender = None
     pending = None  # the task working through this connection's pipelined answers
     answers = None  # deque of (frame, answer coroutine, text) still to answer, oldest first
+    gone = False  # the socket closed: answers still pending have nowhere to go
 
     async def dispatch(self, message):
         """Route a message to its handler.
@@ -111,6 +112,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await asyncio.gather(*(local.discard(group, self) for group in groups))
 
     async def disconnect(self, code):
+        self.gone = True
         if self.user is None:
             return
         await self.settle()  # stored messages still go out to the room
@@ -209,10 +211,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Write a text frame through the daemon's direct sender when there is one: it joins
         the frames this socket gets in one loop pass into one write (daemon/direct_send.py)."""
         sender = self.direct_sender
+        if self.gone:
+            return  # the socket closed: nobody to write to (see below)
         if text_data and bytes_data is None and not close and sender and sender.is_open():
             sender.send_text(text_data)
             return
-        await super().send(text_data, bytes_data, close)
+        try:
+            await super().send(text_data, bytes_data, close)
+        except Exception:
+            if sender is None or sender.is_open():
+                raise
+            # The socket closed under a pending answer (1001 on shutdown). The message it
+            # answered is stored: its client resends it (same client_msg_id) or resumes.
 
     async def send_error(self, code, detail, frame=None, text_data=None):
         if frame is not None:

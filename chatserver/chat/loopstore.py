@@ -17,7 +17,15 @@ prepared statements).
 The daemon installs one per event loop and closes it on shutdown (a connection must not outlive
 its loop); without one, and for every batch the statement cannot store (SQLite, replies and
 forwards, which are validated with queries first), batches go through the database thread as
-before. The rules of a batch are the same either way: services.messages.SendBatch.
+before. Which way a batch goes depends on the batch alone, never on a failure. The rules of a
+batch are the same either way: services.messages.SendBatch.
+
+When the database cannot be reached (the connection broke, or cannot be opened) the batch's
+senders get error 4503 and resend with the same ``client_msg_id``; nothing is retried another
+way, which would wait on the same server twice and hide the outage. The next batch opens a new
+connection, and the database thread's connection is checked too (reconnect.py). The one
+fallback: a batch the statement refuses with an IntegrityError (a resend racing in from another
+connection) is stored again through the database thread, which settles such races.
 
 A new connection's session row, room ids and unread summary (services/connect.py) go the same
 way: one round trip of statements built once per process, in place of the ORM's building and
@@ -26,6 +34,7 @@ compiling of the summary's queries in the database thread, which was most of a c
 
 import asyncio
 import logging
+import select
 import weakref
 
 import psycopg
@@ -34,6 +43,7 @@ from django.db import connections
 from psycopg import sql
 
 from . import metrics
+from .reconnect import drop_dead_thread_connections, refused_while_lost, unavailable
 from .services import connect as connect_service
 from .services import messages as service
 from .services import one_statement
@@ -47,8 +57,12 @@ send_messages_in_thread = database_sync_to_async(service.send_messages)
 connect_state_in_thread = database_sync_to_async(connect_service.state)
 
 
+# The loop's psycopg connection broke or could not be opened.
+CONNECTION_LOST = (psycopg.OperationalError, psycopg.InterfaceError)
+
+
 class Unavailable(Exception):
-    """The loop's connection could not be opened; the database thread stores the batch."""
+    """The loop's connection could not be opened."""
 
 
 class LoopStore:
@@ -88,7 +102,12 @@ class LoopStore:
     async def _connected(self):
         connection = self._connection
         if connection is not None and not connection.closed:
-            return connection
+            if not _hung_up(connection):
+                return connection
+            # The server closed it while it was idle (a restart): nothing was sent on it, so
+            # this batch goes on a new connection; the database thread's is likely dead too.
+            self._drop()
+            await _lost_connection()
         settings = connections[self.alias].settings_dict
         params = connections[self.alias].get_connection_params()
         for name in ("cursor_factory", "context", "prepare_threshold"):
@@ -117,13 +136,11 @@ class LoopStore:
                 raise
         except psycopg.OperationalError as error:
             if not self._failing:
-                logger.warning(
-                    "Storing messages and opening sessions in the database thread: %s", error
-                )
+                logger.warning("Database unavailable, answering 4503 until it is back: %s", error)
             self._failing = True
             raise Unavailable from error
         if self._failing:
-            logger.info("Storing messages and opening sessions on the event loop again")
+            logger.info("Database available again")
         self._failing = False
         self._connection = connection
         return connection
@@ -138,6 +155,14 @@ class LoopStore:
             connection, self._connection = self._connection, None
             if connection is not None:
                 await connection.close()
+
+
+def _hung_up(connection):
+    """Whether the server wrote to this idle connection: after a restart or
+    pg_terminate_backend it sends a FATAL error and closes the socket, and it sends nothing
+    unasked otherwise (no LISTEN here). A look at the socket: no round trip, no blocking."""
+    readable, _, _ = select.select([connection.pgconn.socket], [], [], 0)
+    return bool(readable)
 
 
 async def _rows(cursor):
@@ -162,7 +187,8 @@ async def uninstall():
 @metrics.message_batches
 async def send_messages(requests):
     """``services.messages.send_messages`` for the running loop: on its LoopStore when it has
-    one and the batch is the one-room statement's work, else in the database thread.
+    one and the batch is the one-room statement's work, else in the database thread. Raises
+    the 4503 ProtocolError, for every sender of the batch, when the database cannot be reached.
 
     A batch of several rooms is one statement per room, in room id order (the order the
     thread's ORM path locks rooms in, so concurrent batches cannot deadlock), in one
@@ -171,7 +197,7 @@ async def send_messages(requests):
     store = _stores.get(asyncio.get_running_loop())
     batch = None if store is None else service.SendBatch(requests, statement_per_room=True)
     if batch is None or not batch.look_up_late:
-        return await send_messages_in_thread(requests)
+        return await _in_thread(service.send_messages, requests)
     batch.sort()  # no query: look_up_late
     rooms = sorted(batch.per_room.items())
     stored = {}
@@ -179,28 +205,46 @@ async def send_messages(requests):
         statements = [one_statement.statement(room_id, messages) for room_id, messages in rooms]
         try:
             results = await store.run(statements)
-        except (psycopg.IntegrityError, Unavailable):
-            # Nothing was stored. An IntegrityError is a resend racing in from another
-            # connection: the thread path settles such races (service.send_messages).
-            return await send_messages_in_thread(requests)
+        except psycopg.IntegrityError:
+            # Nothing was stored: a resend raced in from another connection. The fallback: the
+            # thread path settles such races (service.send_messages).
+            return await _in_thread(service.send_messages, requests)
+        except (Unavailable, *CONNECTION_LOST) as error:
+            await _lost_connection()
+            raise unavailable() from error
         for (_, messages), rows in zip(rooms, results, strict=True):
             stored.update(one_statement.stored_messages(messages, rows))
     passed_over = batch.record(stored)
     if passed_over:
-        await database_sync_to_async(batch.look_up)(passed_over)
+        await _in_thread(batch.look_up, passed_over)
     return batch.finish()
+
+
+async def _in_thread(function, *args):
+    """Run ``function`` in the database thread; a lost connection there is 4503 too."""
+    return await refused_while_lost(database_sync_to_async(function))(*args)
+
+
+async def _lost_connection():
+    """The loop's connection broke or cannot be opened: the thread's is likely dead too."""
+    try:
+        await drop_dead_thread_connections()
+    except Exception:  # noqa: BLE001 - a check only; the caller answers 4503 anyway
+        logger.debug("checking the database thread's connection failed", exc_info=True)
 
 
 @metrics.timed_database("connect")
 async def connect_state(user, channel_name, with_notifications):
     """``services.connect.state`` for the running loop: on its LoopStore when it has one (one
-    round trip, statements built once), else in the database thread."""
+    round trip, statements built once), else in the database thread. While the database
+    cannot be reached this raises, and the socket is closed: the client reconnects."""
     store = _stores.get(asyncio.get_running_loop())
     if store is None or not connect_service.usable():
         return await connect_state_in_thread(user, channel_name, with_notifications)
     statements = connect_service.statements(user.pk, channel_name, with_notifications)
     try:
         results = await store.run(statements)
-    except Unavailable:
-        return await connect_state_in_thread(user, channel_name, with_notifications)
+    except (Unavailable, *CONNECTION_LOST):
+        await _lost_connection()
+        raise
     return connect_service.state_from_rows(results, with_notifications)

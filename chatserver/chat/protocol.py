@@ -22,6 +22,7 @@ ERROR_CONFLICT = 4005
 ERROR_INTERNAL = 4006
 ERROR_UNKNOWN_EVENT = 4007
 ERROR_RATE_LIMITED = 4029
+ERROR_UNAVAILABLE = 4503  # the database cannot be reached now: retry (same client_msg_id)
 
 ERROR_CODES = {
     ERROR_MALFORMED: "malformed frame",
@@ -32,6 +33,7 @@ ERROR_CODES = {
     ERROR_INTERNAL: "internal error",
     ERROR_UNKNOWN_EVENT: "unknown event",
     ERROR_RATE_LIMITED: "rate limited",
+    ERROR_UNAVAILABLE: "temporarily unavailable",
 }
 
 # WebSocket close codes.

@@ -1,7 +1,9 @@
 """Session bookkeeping shared by the consumer and the daemon's maintenance jobs.
 
 Everything here is async and runs its ORM work through ``database_sync_to_async``, so callers on
-the reactor thread (looping calls, the manhole) never block it.
+the reactor thread (looping calls, the manhole) never block it. The housekeeping jobs first drop
+the database thread's connection if it died (a PostgreSQL restart): a run after an outage works
+instead of failing once on the dead connection.
 """
 
 from datetime import timedelta
@@ -12,6 +14,7 @@ from django.utils import timezone
 
 from .models import Session
 from .protocol import CLOSE_HEARTBEAT_EXPIRED, CLOSE_SERVER_REQUEST
+from .reconnect import drop_dead_connections, refused_while_lost
 
 # Message type a consumer handles by closing its socket (see ChatConsumer.session_close).
 SESSION_CLOSE = "session.close"
@@ -24,6 +27,7 @@ def open_session_sync(user, channel_name):
     )
 
 
+@refused_while_lost  # a heartbeat while the database is away: 4503
 @database_sync_to_async
 def reopen_session(user, channel_name):
     """Count a connection as open again after the sweeper closed its row (or the reaper took it)."""
@@ -38,6 +42,7 @@ def reopen_session(user, channel_name):
     )
 
 
+@refused_while_lost
 @database_sync_to_async
 def touch_session(channel_name):
     """Record a heartbeat; returns False when the session is unknown or already closed."""
@@ -58,6 +63,7 @@ def close_session(channel_name, code):
 @database_sync_to_async
 def _claim_expired(cutoff, now):
     """Mark open sessions silent since ``cutoff`` as closed; return their channel names."""
+    drop_dead_connections()
     stale = list(
         Session.objects.filter(closed_at__isnull=True, last_heartbeat__lt=cutoff).values_list(
             "pk", "channel_name"
@@ -88,6 +94,7 @@ async def expire_silent_sessions(threshold_seconds, now=None, channel_layer=None
 @database_sync_to_async
 def reap_sessions(retention_seconds, now=None):
     """Delete session rows whose last heartbeat is older than the retention; returns the count."""
+    drop_dead_connections()
     cutoff = (now or timezone.now()) - timedelta(seconds=retention_seconds)
     deleted, _ = Session.objects.filter(last_heartbeat__lt=cutoff).delete()
     return deleted

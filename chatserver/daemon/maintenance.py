@@ -17,10 +17,15 @@ log = Logger()
 
 
 class PeriodicJob(service.Service):
-    """Run ``job()`` (sync, coroutine or Deferred) every ``interval`` seconds."""
+    """Run ``job()`` (sync, coroutine or Deferred) every ``interval`` seconds.
 
-    def __init__(self, name, job, interval, clock):
+    A run that fails with one of ``outages`` (the database is unreachable) is logged as one
+    warning line without a traceback: nothing is wrong with the job, and the next run retries.
+    """
+
+    def __init__(self, name, job, interval, clock, outages=()):
         self.name = name
+        self.outages = tuple(outages)
         self.job = job
         self.interval = interval
         self.clock = clock
@@ -85,25 +90,34 @@ class PeriodicJob(service.Service):
         self.runs += 1
         self.failures += 1
         metrics.job_failed(self.name)
+        if self.outages and failure.check(*self.outages):
+            log.warn(
+                "{job}: database unavailable ({error}); the next run is still scheduled",
+                job=self.name,
+                error=failure.value,
+            )
+            return None
         log.failure("{job} failed; the next run is still scheduled", failure, job=self.name)
         return None
 
 
 def heartbeat_sweeper(interval, clock, threshold):
     """Close sockets whose last heartbeat is older than ``threshold()`` seconds (close 4408)."""
+    from chatserver.chat.reconnect import LOST
     from chatserver.chat.sessions import expire_silent_sessions
 
     def sweep():
         return expire_silent_sessions(threshold())
 
-    return PeriodicJob("heartbeat-sweeper", sweep, interval, clock)
+    return PeriodicJob("heartbeat-sweeper", sweep, interval, clock, outages=LOST)
 
 
 def session_reaper(interval, clock, retention_seconds):
     """Delete session rows whose last heartbeat is older than the retention."""
+    from chatserver.chat.reconnect import LOST
     from chatserver.chat.sessions import reap_sessions
 
     def reap():
         return reap_sessions(retention_seconds)
 
-    return PeriodicJob("session-reaper", reap, interval, clock)
+    return PeriodicJob("session-reaper", reap, interval, clock, outages=LOST)

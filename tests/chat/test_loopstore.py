@@ -17,7 +17,7 @@ from django.db import connection, transaction
 
 from chatserver.chat import eventlog, loopstore
 from chatserver.chat.models import Message, Room, RoomEvent
-from chatserver.chat.protocol import ProtocolError
+from chatserver.chat.protocol import ERROR_UNAVAILABLE, ProtocolError
 from chatserver.chat.services import one_statement
 from chatserver.chat.services import rooms as room_service
 
@@ -272,9 +272,9 @@ async def test_a_cancelled_statement_drops_the_connection_and_the_next_one_recon
     assert outcome[0]["seq"] == last_seq == 3
 
 
-async def test_a_broken_connection_fails_its_batch_and_the_next_batch_reconnects(users):
-    """A statement on a connection the server dropped is not retried (it may have been
-    stored): its senders get an error, the next batch opens a new connection."""
+async def test_a_connection_the_server_closed_while_idle_is_replaced_before_use(users):
+    """The server dropped the idle connection (a restart, pg_terminate_backend): the next batch
+    notices before it sends anything, and goes on a new connection."""
     room_id = await database_sync_to_async(make_room)(users.alice, [])
     await loopstore.send_messages([(users.alice, room_id, {"content": "first"})])
     pid = backend_pid()
@@ -285,9 +285,7 @@ async def test_a_broken_connection_fails_its_batch_and_the_next_batch_reconnects
             cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
 
     await terminate()
-    with pytest.raises(psycopg.OperationalError):
-        await loopstore.send_messages([(users.alice, room_id, {"content": "lost"})])
-    assert store_of_this_loop()._connection is None
+    await wait_for(lambda: loopstore._hung_up(store_of_this_loop()._connection))
     (outcome,) = await loopstore.send_messages([(users.alice, room_id, {"content": "next"})])
     assert backend_pid() != pid
     stored, _, _, last_seq = await rows_of(room_id)
@@ -295,11 +293,12 @@ async def test_a_broken_connection_fails_its_batch_and_the_next_batch_reconnects
     assert outcome[0]["seq"] == last_seq == 3
 
 
-async def test_without_a_connection_the_database_thread_stores_the_batch(
+async def test_without_a_connection_batches_are_refused_with_4503_until_it_is_back(
     users, monkeypatch, caplog
 ):
-    """The loop cannot reach the database (here: a port nothing listens on) while Django can:
-    batches go through the thread, with one warning, until the loop connects again."""
+    """The loop cannot reach the database (here: a port nothing listens on): its batches are
+    answered 4503, with one warning, not stored another way; the next batch after the database
+    is back connects again."""
     caplog.set_level(logging.INFO, logger=loopstore.__name__)
     room_id = await database_sync_to_async(make_room)(users.alice, [])
     django_params = connection.get_connection_params
@@ -309,8 +308,9 @@ async def test_without_a_connection_the_database_thread_stores_the_batch(
 
     monkeypatch.setattr(loopstore.connections["default"], "get_connection_params", unreachable)
     for content in ("one", "two"):
-        (outcome,) = await loopstore.send_messages([(users.alice, room_id, {"content": content})])
-        assert outcome[0]["message"]["content"] == content
+        with pytest.raises(ProtocolError) as refused:
+            await loopstore.send_messages([(users.alice, room_id, {"content": content})])
+        assert refused.value.code == ERROR_UNAVAILABLE
     assert store_of_this_loop()._connection is None
     warnings = [r for r in caplog.records if r.name == loopstore.__name__]
     assert [r.levelname for r in warnings] == ["WARNING"]
@@ -318,8 +318,8 @@ async def test_without_a_connection_the_database_thread_stores_the_batch(
     await loopstore.send_messages([(users.alice, room_id, {"content": "three"})])
     assert store_of_this_loop()._connection is not None
     stored, _, _, last_seq = await rows_of(room_id)
-    assert [content for _, _, content, _ in stored] == ["one", "two", "three"]
-    assert last_seq == 4
+    assert [content for _, _, content, _ in stored] == ["three"]
+    assert last_seq == 2
     assert [r.levelname for r in caplog.records if r.name == loopstore.__name__] == [
         "WARNING",
         "INFO",

@@ -6,6 +6,7 @@ from .. import eventlog, fanout, loopstore
 from ..batching import Batcher
 from ..permissions import SEND, VIEW
 from ..protocol import ERROR_NOT_FOUND, ProtocolError, encode_event
+from ..reconnect import refused_while_lost
 from ..serializers import user_payload
 from ..services import messages as service
 from ..services.rooms import not_found
@@ -22,6 +23,7 @@ acknowledge = database_sync_to_async(service.acknowledge)
 TYPING = "messagetyping.dispatch"
 
 
+@refused_while_lost  # loading the sender's access to the room, while the database is away: 4503
 async def send(conn, frame, data):
     """Queue the message for storage and read the next frame: the answer and the broadcast
     follow in the order the connection sent its frames (ChatConsumer.later)."""
