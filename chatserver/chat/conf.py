@@ -26,6 +26,8 @@ DEFAULTS = {
     # message.sends one connection may have stored ahead of their answers; past it the
     # consumer waits for them before it reads the next frame.
     "MAX_PIPELINED_SENDS": 100,
+    # Sockets one user may hold open on all daemons together; the newest past it closes (4409).
+    "MAX_SOCKETS_PER_USER": 20,
     "MAX_MESSAGE_LENGTH": 4000,
     # Distinct emoji on one message; a new one past it is refused (4005), existing ones can
     # still be added by more people.

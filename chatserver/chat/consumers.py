@@ -23,6 +23,7 @@ from .permissions import VIEW, load_accesses
 from .protocol import (
     CLOSE_TOO_BIG,
     CLOSE_TOO_MANY_CONNECTIONS,
+    CLOSE_TOO_MANY_SOCKETS,
     CLOSE_UNAUTHENTICATED,
     ERROR_INTERNAL,
     ERROR_NOT_FOUND,
@@ -88,9 +89,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def after_connect(self):
         """Record the session and read the user's rooms in one database call, then join the
         user's group and every room group the database names, and notify."""
-        room_ids, summary = await loopstore.connect_state(
+        room_ids, summary, open_sockets = await loopstore.connect_state(
             self.user, self.channel_name, option("ENABLE_NOTIFICATION")
         )
+        if open_sockets > option("MAX_SOCKETS_PER_USER"):
+            # The newest socket goes: the others may be mid-conversation.
+            await self.close(code=CLOSE_TOO_MANY_SOCKETS)
+            return
         self.rooms.update(room_ids)
         await self.join_groups(
             [fanout.user_group(self.user.pk)] + [fanout.room_group(r) for r in room_ids]

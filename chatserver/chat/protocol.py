@@ -43,6 +43,7 @@ CLOSE_SLOW_READER = 1013  # the daemon held MAX_SEND_BUFFER_BYTES unsent: reconn
 CLOSE_UNAUTHENTICATED = 4001  # sent after accept so clients can read it
 CLOSE_SERVER_REQUEST = 4400  # an operator disconnected the user (manhole)
 CLOSE_HEARTBEAT_EXPIRED = 4408  # no session.heartbeat within INACTIVITY_THRESHOLD
+CLOSE_TOO_MANY_SOCKETS = 4409  # the user has MAX_SOCKETS_PER_USER sockets open already
 CLOSE_TOO_MANY_CONNECTIONS = 4429  # connecting too fast, per user or per client address
 
 CLOSE_CODES = {
@@ -52,6 +53,7 @@ CLOSE_CODES = {
     CLOSE_UNAUTHENTICATED: "unauthenticated",
     CLOSE_SERVER_REQUEST: "disconnected by an operator",
     CLOSE_HEARTBEAT_EXPIRED: "heartbeat expired",
+    CLOSE_TOO_MANY_SOCKETS: "too many sockets",
     CLOSE_TOO_MANY_CONNECTIONS: "too many connections",
 }
 

@@ -27,6 +27,12 @@ def open_session_sync(user, channel_name):
     )
 
 
+def open_session_count_sync(user_id):
+    """Sockets the user has open on every daemon (rows of a crashed daemon count until the
+    sweeper closes them, INACTIVITY_THRESHOLD later)."""
+    return Session.objects.filter(user_id=user_id, closed_at__isnull=True).count()
+
+
 @refused_while_lost  # a heartbeat while the database is away: 4503
 @database_sync_to_async
 def reopen_session(user, channel_name):

@@ -5,7 +5,7 @@ from channels.testing import WebsocketCommunicator
 
 from chatserver.asgi import application
 from chatserver.chat.models import Session
-from chatserver.chat.protocol import CLOSE_TOO_MANY_CONNECTIONS
+from chatserver.chat.protocol import CLOSE_TOO_MANY_CONNECTIONS, CLOSE_TOO_MANY_SOCKETS
 from chatserver.chat.tokens import issue_access_token
 
 from .conftest import ORIGIN
@@ -73,3 +73,23 @@ async def test_loopback_and_unix_peers_are_not_limited_by_address(users, chat_op
         communicator, output = await open_socket(users.alice, address=address)
         assert not refused(output), address
         await communicator.disconnect()
+
+
+async def test_past_max_sockets_per_user_the_newest_closes_with_4409(users, chat_options):
+    chat_options(MAX_SOCKETS_PER_USER=2)
+    first, output = await open_socket(users.alice)
+    second, output_2 = await open_socket(users.alice)
+    assert output["type"] == output_2["type"] == "websocket.send"  # chat.notifications
+    third, output = await open_socket(users.alice)
+    assert output == {"type": "websocket.close", "code": CLOSE_TOO_MANY_SOCKETS}
+    await third.disconnect()
+    await first.disconnect()
+    await first.wait()
+    # A closed socket frees its place; another user was never affected.
+    fourth, output = await open_socket(users.alice)
+    assert output["type"] == "websocket.send"
+    other, output = await open_socket(users.bob)
+    assert output["type"] == "websocket.send"
+    for communicator in (second, fourth, other):
+        await communicator.disconnect()
+    assert await Session.objects.filter(closed_at__isnull=True).acount() == 0

@@ -75,10 +75,11 @@ async def on_the_loop(user, with_notifications):
 
 
 async def assert_same(user, with_notifications=True):
-    (orm_ids, orm_summary), orm_session = await both_ways_sync(user, with_notifications)
-    (loop_ids, loop_summary), loop_session = await on_the_loop(user, with_notifications)
+    (orm_ids, orm_summary, orm_open), orm_session = await both_ways_sync(user, with_notifications)
+    (loop_ids, loop_summary, loop_open), loop_session = await on_the_loop(user, with_notifications)
     assert sorted(loop_ids) == sorted(orm_ids) and len(loop_ids) == len(orm_ids)
     assert loop_summary == orm_summary
+    assert loop_open == orm_open + 1  # the ORM's socket is still open: both count
     assert loop_session[:3] == orm_session[:3] == (user.pk, None, None)
     assert abs(loop_session[3] - orm_session[3]).total_seconds() < 60
     return loop_ids, loop_summary
@@ -177,7 +178,8 @@ def last_query_of(pid):
 async def test_the_loop_runs_them_on_its_own_connection(users, monkeypatch):
     await database_sync_to_async(make_room)(users.alice, [users.bob], "g")
     monkeypatch.setattr(loopstore, "connect_state_in_thread", None)  # fails if called
-    room_ids, _ = await loopstore.connect_state(users.bob, "chan", True)
+    room_ids, _, open_sockets = await loopstore.connect_state(users.bob, "chan", True)
+    assert open_sockets == 1
     assert len(room_ids) == 1
     store = loopstore.install(asyncio.get_running_loop())  # conftest installed it already
     application, query = await last_query_of(store._connection.info.backend_pid)
@@ -208,7 +210,7 @@ async def test_a_connect_leaves_its_task_no_django_connection_to_keep(users):
     await loopstore.connect_state(users.bob, "first", True)
 
     async def connect_in_a_task_of_its_own():
-        _, summary = await loopstore.connect_state(users.bob, "chan", True)
+        _, summary, _ = await loopstore.connect_state(users.bob, "chan", True)
         return summary, getattr(connections._connections, DEFAULT_DB_ALIAS, None)
 
     task = asyncio.create_task(connect_in_a_task_of_its_own(), context=contextvars.Context())

@@ -77,13 +77,13 @@ def test_send_is_one_short_transaction(users):
     assert n <= 7
 
 
-def test_connect_costs_two_queries_when_nothing_is_unread_and_a_constant_otherwise(users):
+def test_connect_costs_three_queries_when_nothing_is_unread_and_a_constant_otherwise(users):
     from chatserver.chat.services.connect import state as connect
 
     for i in range(3):
         make_room(users.alice, [users.bob], f"quiet{i}")
     n_quiet = count_queries(lambda: connect(users.bob, "chan-quiet", True))
-    assert n_quiet == 2  # the session INSERT, the rooms with their unread flag
+    assert n_quiet == 3  # the session INSERT, the open-socket count, the rooms (unread flag)
 
     for i in range(2):
         fill(make_room(users.alice, [users.bob], f"busy{i}"), [users.alice], 3)

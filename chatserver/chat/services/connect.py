@@ -10,6 +10,7 @@ come from the models, and tests/chat/test_connect_state.py holds both ways to th
 """
 
 from functools import cache
+from typing import NamedTuple
 
 from django.contrib.auth import get_user_model
 from django.db import DEFAULT_DB_ALIAS, connection
@@ -33,24 +34,39 @@ def usable():
     return connection.vendor == "postgresql"
 
 
+class Connected(NamedTuple):
+    """What a connect learns: the user's rooms, the unread summary (None when not asked for)
+    and how many sockets the user has open now, this one included (on every daemon: the
+    session rows say)."""
+
+    room_ids: list
+    summary: dict | None
+    open_sockets: int
+
+
 def state(user, channel_name, with_notifications):
-    """Record the session and read the user's rooms (and, if asked, the unread summary):
-    ``(room_ids, summary or None)``. Synchronous, for the database thread."""
+    """Record the session and read the user's rooms (and, if asked, the unread summary): a
+    ``Connected``. Synchronous, for the database thread."""
     sessions.open_session_sync(user, channel_name)
+    open_sockets = sessions.open_session_count_sync(user.pk)
     rooms = room_service.rooms_with_unread_flag(user)
     room_ids = [room_id for room_id, _ in rooms]
     if not with_notifications:
-        return room_ids, None
+        return Connected(room_ids, None, open_sockets)
     if not any(unread for _, unread in rooms):  # spare the summary's heavier queries
-        return room_ids, {"rooms": [], "has_more": False}
-    return room_ids, room_service.notifications(user)
+        return Connected(room_ids, {"rooms": [], "has_more": False}, open_sockets)
+    return Connected(room_ids, room_service.notifications(user), open_sockets)
 
 
 def statements(user_id, channel_name, with_notifications):
     """``[(sql, params), ...]`` doing what ``state`` does, for one transaction (PostgreSQL)."""
     now = timezone.now()
-    session, rooms, summary = _sql()
-    out = [(session, [user_id, channel_name, now, now]), (rooms, [user_id])]
+    session, open_count, rooms, summary = _sql()
+    out = [
+        (session, [user_id, channel_name, now, now]),
+        (open_count, [user_id]),
+        (rooms, [user_id]),
+    ]
     if with_notifications:
         limit = option("NOTIFICATION_MAX_ROOMS")
         out.append((summary, [user_id, user_id, limit + 1, user_id]))
@@ -59,13 +75,14 @@ def statements(user_id, channel_name, with_notifications):
 
 def state_from_rows(results, with_notifications):
     """``state``'s result from the rows of ``statements``."""
-    room_ids = [room_id for (room_id,) in results[1]]
+    ((open_sockets,),) = results[1]
+    room_ids = [room_id for (room_id,) in results[2]]
     if not with_notifications:
-        return room_ids, None
+        return Connected(room_ids, None, open_sockets)
     limit = option("NOTIFICATION_MAX_ROOMS")
-    rows = results[2]
+    rows = results[3]
     items = [_room_item(row) for row in rows[:limit]]
-    return room_ids, {"rooms": items, "has_more": len(rows) > limit}
+    return Connected(room_ids, {"rooms": items, "has_more": len(rows) > limit}, open_sockets)
 
 
 class _Row:
@@ -121,7 +138,8 @@ def _columns():
 
 @cache
 def _sql():
-    """The session INSERT, the room ids and the summary page (built once per process)."""
+    """The session INSERT, the user's open-socket count, the room ids and the summary page
+    (built once per process)."""
     quote = connection.ops.quote_name
 
     def names(model, *fields):
@@ -151,6 +169,10 @@ def _sql():
         f" {', '.join(names(Session, 'connected_at', 'last_heartbeat'))}) VALUES (%s, %s, %s, %s)"
     )
     room_ids = f"SELECT {member_room} FROM {memberships} WHERE {member_user} = %s"
+    session_user, closed_at = names(Session, "user", "closed_at")
+    open_count = (
+        f"SELECT count(*) FROM {session_table} WHERE {session_user} = %s AND {closed_at} IS NULL"
+    )
     # The page first (rooms with unread messages, newest first, one more than shown), then the
     # details of those rooms only: last message with author and reactions, a direct room's peer.
     summary = (
@@ -179,4 +201,4 @@ def _sql():
         f" AND pm.{member_user} <> %s LIMIT 1) peer ON true"
         f" ORDER BY r.{event_at} DESC, r.{room_id} DESC"
     )
-    return session, room_ids, summary
+    return session, open_count, room_ids, summary
