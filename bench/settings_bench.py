@@ -2,7 +2,7 @@
 
 The same module serves (a) the daemon (``--settings bench.settings_bench``), (b) ``daphne`` and
 (c) ``uvicorn``. It is ``chatserver.settings.production`` unchanged except for the per-user rate
-limits, which would otherwise cap a single sender at 5 messages/s. Without ``REDIS_URL`` (smoke
+limits, which would otherwise cap a single sender at 5 messages/s, and the per-user socket cap. Without ``REDIS_URL`` (smoke
 mode) it is the development settings (SQLite, in-process layer) with DEBUG off.
 """
 
@@ -24,6 +24,8 @@ BENCH_RATE = {"rate": 1e6, "burst": 1_000_000}
 REALTIME_CHAT_MESSAGING = {
     **REALTIME_CHAT_MESSAGING,
     "RATE_LIMITS": {name: dict(BENCH_RATE) for name in DEFAULTS["RATE_LIMITS"]},
+    # Load clients open many sockets per user (the idle and storm scenarios).
+    "MAX_SOCKETS_PER_USER": 1_000_000,
 }
 LOGGING = {
     "version": 1,
