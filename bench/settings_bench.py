@@ -3,7 +3,8 @@
 The same module serves (a) the daemon (``--settings bench.settings_bench``), (b) ``daphne`` and
 (c) ``uvicorn``. It is ``chatserver.settings.production`` unchanged except for the per-user rate
 limits, which would otherwise cap a single sender at 5 messages/s, and the per-user socket cap.
-Without ``REDIS_URL`` (smoke mode) it is the development settings (SQLite, in-process layer) with DEBUG off.
+Without ``REDIS_URL`` (smoke mode) it is the development settings (SQLite, in-process layer)
+with DEBUG off.
 """
 
 import os
