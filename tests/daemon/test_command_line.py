@@ -9,6 +9,7 @@ import pytest
 from chatserver.daemon.options import Options
 from tests.redis_server import free_port
 
+from .http_probe import get
 from .processes import BIN, REPO, daemon_env, run_tool, tcp_port_accepts
 
 pytestmark = pytest.mark.timeout(120)
@@ -49,6 +50,9 @@ def test_explicit_asyncio_reactor_via_r_flag(tmp_path):
                 break
             time.sleep(0.05)
         assert ready(), proc.stdout.read() if proc.poll() is not None else "not listening"
+        # The port is bound before the reactor runs (and installs its SIGTERM handler): an
+        # answered request says it runs.
+        assert get(("127.0.0.1", port), "/healthz")[0] == 200
     finally:
         proc.terminate()
         output = proc.communicate(timeout=30)[0]
