@@ -229,7 +229,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """The connection's Access to a room: 4004 when it cannot see it, 4002 when ``perm``
         is missing. Cached until a membership message for the room arrives."""
         access = self.access.get(room_id)
-        if access is None:
+        if access is None or access.expired():  # a mute ran out: read it again
             access = await access_loader.submit((self.user, room_id))
             if access is None:
                 raise ProtocolError(ERROR_NOT_FOUND, "Room not found.")
