@@ -13,7 +13,7 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from . import fanout, loopstore, sessions
+from . import fanout, loopstore, presence, sessions
 from .batching import Batcher
 from .conf import option
 from .handlers import HANDLERS, PIPELINED
@@ -47,6 +47,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     direct_sender = None
     pending = None  # the task working through this connection's pipelined answers
     answers = None  # deque of (frame, answer coroutine, text) still to answer, oldest first
+    presence = None  # the process's presence.PresenceHub, once connected
 
     async def dispatch(self, message):
         """Route a message to its handler.
@@ -76,6 +77,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.access = {}  # room id -> permissions.Access, dropped on membership messages
         limiter.attach(user.pk)
         await self.after_connect()
+        self.presence = presence.hub(self.channel_layer)
+        self.presence.opened(user.pk)
 
     async def after_connect(self):
         """Record the session and read the user's rooms in one database call, then join the
@@ -110,12 +113,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.settle()  # stored messages still go out to the room
         await self.leave_groups(list(self.groups_joined))
         await sessions.close_session(self.channel_name, code)
+        if self.presence is not None:
+            await self.presence.closed(self)
 
     # -- client frames -------------------------------------------------------------------
 
     async def receive(self, text_data=None, bytes_data=None):
         if self.user is None:  # refused at connect; the close is on its way
             return
+        if self.presence is not None:
+            self.presence.touch(self.user.pk)
         if self._too_big(text_data, bytes_data):
             await self.close(code=CLOSE_TOO_BIG)
             return

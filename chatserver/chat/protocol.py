@@ -306,6 +306,9 @@ CLIENT_EVENTS = {
             seconds=(int_field(1, 366 * 24 * 3600), OPTIONAL),
         ),
         _event("room.unmute", "manage", room_id=_room, user_id=(id_field, REQUIRED)),
+        _event("presence.subscribe", "read", room_id=(id_field, OPTIONAL)),
+        _event("presence.unsubscribe", "read"),
+        _event("presence.hide", "manage", hidden=(bool_field, REQUIRED)),
         _event("user.block", "manage", user_id=(id_field, REQUIRED)),
         _event("user.unblock", "manage", user_id=(id_field, REQUIRED)),
         _event("message.read", "read", rooms=(cursor_map_field(MAX_LIST_ITEMS), REQUIRED)),
@@ -341,6 +344,8 @@ SERVER_EVENTS = (
     "roomupdate.dispatch",
     "userblock.dispatch",
     "roommute.dispatch",
+    "presence.dispatch",
+    "presencesetting.dispatch",
     "error",
 )
 

@@ -61,6 +61,10 @@ MATRIX = [
         ("ok", "ok", 4002, 4004),
     ),
     ("room.unmute", {"room_id": "R", "user_id": "carol"}, ("ok", "ok", 4002, 4004)),
+    ("presence.subscribe", {"room_id": "R"}, ("ok", "ok", "ok", 4004)),
+    ("presence.subscribe", {}, ("ok", "ok", "ok", "ok")),
+    ("presence.unsubscribe", {}, ("ok", "ok", "ok", "ok")),
+    ("presence.hide", {"hidden": True}, ("ok", "ok", "ok", "ok")),
     ("user.block", {"user_id": "erin"}, ("ok", "ok", "ok", "ok")),
     ("user.unblock", {"user_id": "erin"}, ("ok", "ok", "ok", "ok")),
 ]

@@ -7,7 +7,7 @@ A handler in PIPELINED may finish its answer with ``conn.later``: the consumer r
 frame meanwhile, and answers stay in frame order (any other event waits for them first).
 """
 
-from . import messages, moderation, rooms, session, users
+from . import messages, moderation, presence, rooms, session, users
 
 HANDLERS = {
     "session.heartbeat": session.heartbeat,
@@ -29,6 +29,9 @@ HANDLERS = {
     "message.typing": messages.typing,
     "room.mute": moderation.mute,
     "room.unmute": moderation.unmute,
+    "presence.subscribe": presence.subscribe,
+    "presence.unsubscribe": presence.unsubscribe,
+    "presence.hide": presence.hide,
     "user.block": users.block,
     "user.unblock": users.unblock,
 }
