@@ -127,7 +127,12 @@ class PresenceHub:
         if user.sockets > 0:
             return
         del self.local[user_id]
-        last_seen = await offline_since(user_id)
+        try:
+            last_seen = await offline_since(user_id)
+        except Exception as error:  # the database is away (shutting down?): say nothing
+            logger.warning("presence: could not record user %s as offline: %s", user_id, error)
+            self._stop_when_idle()
+            return
         if last_seen is not None and user_id not in self.local:  # not back meanwhile
             self._publish(user_id, OFFLINE, last_seen=last_seen.isoformat())
         self._stop_when_idle()

@@ -3,6 +3,7 @@ subscription starts, when a user was last seen, and who hides theirs."""
 
 from datetime import timedelta
 
+from django.db import IntegrityError
 from django.db.models import Max
 from django.utils import timezone
 
@@ -67,12 +68,15 @@ def offline_since(user_id, now=None):
     if Session.objects.filter(user_id=user_id, closed_at__isnull=True).exists():
         return None
     now = now or timezone.now()
-    PresenceSetting.objects.bulk_create(
-        [PresenceSetting(user_id=user_id, last_seen=now)],
-        update_conflicts=True,
-        unique_fields=["user"],
-        update_fields=["last_seen"],
-    )
+    try:
+        PresenceSetting.objects.bulk_create(
+            [PresenceSetting(user_id=user_id, last_seen=now)],
+            update_conflicts=True,
+            unique_fields=["user"],
+            update_fields=["last_seen"],
+        )
+    except IntegrityError:  # the user was deleted (which closed the socket): nobody to show
+        return None
     return now
 
 
