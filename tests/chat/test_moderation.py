@@ -269,3 +269,34 @@ async def test_mute_rules(connect, users, room):
     await alice.ok("room.mute", mute(users.bob))
     await bob.expect("roommute.dispatch")
     assert await bob.error("message.send", {"room_id": room_id, "content": "x"}) == 4002
+
+
+@pytest.fixture
+def pubsub_layer(settings, redis_url):
+    """The production layer (channels-redis pub/sub) on a real Redis."""
+    from channels.layers import channel_layers
+
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [{"address": redis_url, "socket_timeout": None}]},
+        }
+    }
+    yield
+    channel_layers.backends.clear()
+
+
+async def test_admin_broadcasts_travel_through_redis(
+    admin_client, connect, users, room, pubsub_layer
+):
+    """The admin's frames go out as layer group messages: every daemon subscribed to the room's
+    group (this one through Redis pub/sub here) hands them to its members."""
+    room_id, message_id = room
+    bob = await connect(users.bob)
+    await post(
+        admin_client,
+        "/admin/chat/message/",
+        {"action": "delete_messages", "_selected_action": [message_id]},
+    )
+    event = await bob.expect("messagemodification.dispatch", timeout=5)
+    assert event["seq"] == await last_seq(room_id)
