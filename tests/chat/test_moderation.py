@@ -300,3 +300,30 @@ async def test_admin_broadcasts_travel_through_redis(
     )
     event = await bob.expect("messagemodification.dispatch", timeout=5)
     assert event["seq"] == await last_seq(room_id)
+
+
+def test_admin_pages_render(admin_client, room, users):
+    """Every chat model's list and change page, and the user list with its new action."""
+    room_id, message_id = room
+    from chatserver.chat.models import Session
+
+    session = Session.objects.create(
+        user=users.alice, channel_name="x.1", last_heartbeat="2030-01-01T00:00:00Z"
+    )
+    pages = [
+        "/admin/chat/room/",
+        f"/admin/chat/room/{room_id}/change/",
+        "/admin/chat/message/",
+        f"/admin/chat/message/{message_id}/change/",
+        "/admin/chat/session/",
+        f"/admin/chat/session/{session.pk}/change/",
+        "/admin/chat/mute/",
+        "/admin/chat/roomevent/",
+        "/admin/auth/user/",
+    ]
+    for page in pages:
+        response = admin_client.get(page)
+        assert response.status_code == 200, page
+    assert b"end_all_sessions" in admin_client.get("/admin/auth/user/").content
+    assert admin_client.get("/admin/chat/room/add/").status_code == 403
+    assert admin_client.get("/admin/chat/message/add/").status_code == 403
