@@ -27,8 +27,14 @@ def take_state_dir(argv):
     return rest, state_dir
 
 
+# Commands spelled as the docs spell them; Django names commands after their modules.
+ALIASES = {"export-room": "export_room", "export-user": "export_user"}
+
+
 def main(argv=None):
     argv, state_dir = take_state_dir(list(argv if argv is not None else sys.argv))
+    if len(argv) > 1 and argv[1] in ALIASES:
+        argv[1] = ALIASES[argv[1]]
     if state_dir:
         os.environ["CHATSERVER_STATE_DIR"] = str(Path(state_dir).resolve())
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", DEFAULT_SETTINGS)

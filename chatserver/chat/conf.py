@@ -41,6 +41,12 @@ DEFAULTS = {
     "RESUME_MAX_EVENTS": 200,
     "RESUME_MAX_ROOMS": 100,
     "NOTIFICATION_MAX_ROOMS": 50,
+    # Presence: seconds without a frame or heartbeat before a user shows as away; seconds
+    # between two presence.dispatch frames to one subscriber (changes are batched meanwhile);
+    # users one presence.subscribe may watch.
+    "PRESENCE_AWAY_AFTER": 300,
+    "PRESENCE_FLUSH_INTERVAL": 1.0,
+    "PRESENCE_MAX_USERS": 1000,
     # Failed logins (token endpoint and admin) per username and per client address within
     # ``window`` seconds of the first; past them a login answers 429 without checking the password.
     "LOGIN_FAILURE_LIMITS": {"per_username": 5, "per_address": 20, "window": 15 * 60},

@@ -13,7 +13,7 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from . import fanout, loopstore, metrics, sessions
+from . import fanout, loopstore, metrics, presence, sessions
 from .batching import Batcher
 from .conf import option
 from .connect_limits import user_may_connect
@@ -51,6 +51,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     pending = None  # the task working through this connection's pipelined answers
     answers = None  # deque of (frame, answer coroutine, text) still to answer, oldest first
     gone = False  # the socket closed: answers still pending have nowhere to go
+    presence = None  # the process's presence.PresenceHub, once connected
 
     async def dispatch(self, message):
         """Route a message to its handler.
@@ -84,24 +85,28 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.groups_joined = set()
         self.rooms = set()
         self.access = {}  # room id -> permissions.Access, dropped on membership messages
-        await self.after_connect()
+        if await self.after_connect():
+            self.presence = presence.hub(self.channel_layer)
+            self.presence.opened(user.pk)
 
     async def after_connect(self):
         """Record the session and read the user's rooms in one database call, then join the
-        user's group and every room group the database names, and notify."""
+        user's group and every room group the database names, and notify. False when the
+        socket was refused (one too many for the user) and is closing."""
         room_ids, summary, open_sockets = await loopstore.connect_state(
             self.user, self.channel_name, option("ENABLE_NOTIFICATION")
         )
         if open_sockets > option("MAX_SOCKETS_PER_USER"):
             # The newest socket goes: the others may be mid-conversation.
             await self.close(code=CLOSE_TOO_MANY_SOCKETS)
-            return
+            return False
         self.rooms.update(room_ids)
         await self.join_groups(
             [fanout.user_group(self.user.pk)] + [fanout.room_group(r) for r in room_ids]
         )
         if summary is not None:
             await self.send(text_data=encode_event("chat.notifications", summary))
+        return True
 
     async def join_groups(self, groups):
         """Join groups through this process's local groups (one layer subscription each)."""
@@ -123,12 +128,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.settle()  # stored messages still go out to the room
         await self.leave_groups(list(self.groups_joined))
         await sessions.close_session(self.channel_name, code)
+        if self.presence is not None:
+            await self.presence.closed(self)
 
     # -- client frames -------------------------------------------------------------------
 
     async def receive(self, text_data=None, bytes_data=None):
         if self.user is None:  # refused at connect; the close is on its way
             return
+        if self.presence is not None:
+            self.presence.touch(self.user.pk)
         if self._too_big(text_data, bytes_data):
             await self.close(code=CLOSE_TOO_BIG)
             return
@@ -250,7 +259,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """The connection's Access to a room: 4004 when it cannot see it, 4002 when ``perm``
         is missing. Cached until a membership message for the room arrives."""
         access = self.access.get(room_id)
-        if access is None:
+        if access is None or access.expired():  # a mute ran out: read it again
             access = await access_loader.submit((self.user, room_id))
             if access is None:
                 raise ProtocolError(ERROR_NOT_FOUND, "Room not found.")

@@ -32,33 +32,40 @@ async def to_room(layer, room_id, text, origin=None, invalidate=False, skip_user
     ``wait`` the call returns once this process's members have the frame (see
     LocalGroups.publish).
     """
-    group = room_group(room_id)
-    await local_groups(layer).publish(
-        {
-            "type": ROOM_EVENT,
-            "group": group,
-            "room_id": room_id,
-            "text": text,
-            "origin": origin,
-            "invalidate": invalidate,
-            "skip_user": skip_user,
-        },
-        wait=wait,
-    )
+    message = room_message(room_id, text, origin, invalidate, skip_user)
+    await local_groups(layer).publish(message, wait=wait)
 
 
-async def membership_changed(layer, user_ids, room_id, state, text=None, origin=None):
-    """Tell every connection of each user to join/leave a room group and drop cached access."""
-    message = {
+def room_message(room_id, text, origin=None, invalidate=False, skip_user=None):
+    """The group message of a room broadcast (see to_room; sync_broadcast.py sends it too)."""
+    return {
+        "type": ROOM_EVENT,
+        "group": room_group(room_id),
+        "room_id": room_id,
+        "text": text,
+        "origin": origin,
+        "invalidate": invalidate,
+        "skip_user": skip_user,
+    }
+
+
+def membership_message(user_id, room_id, state, text=None, origin=None):
+    """The group message telling one user's connections about a membership change."""
+    return {
         "type": MEMBERSHIP_CHANGED,
+        "group": user_group(user_id),
         "room_id": room_id,
         "state": state,
         "text": text,
         "origin": origin,
     }
+
+
+async def membership_changed(layer, user_ids, room_id, state, text=None, origin=None):
+    """Tell every connection of each user to join/leave a room group and drop cached access."""
     groups = local_groups(layer)
     for user_id in user_ids:
-        await groups.publish(dict(message, group=user_group(user_id)))
+        await groups.publish(membership_message(user_id, room_id, state, text, origin))
 
 
 async def to_user(layer, user_id, text):

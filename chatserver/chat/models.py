@@ -233,3 +233,35 @@ class Block(models.Model):
 
     def __str__(self):
         return f"{self.blocker_id} blocks {self.blocked_id}"
+
+
+class Mute(models.Model):
+    """``user`` may not post in ``room`` until ``until`` (room.mute). Kept apart from the
+    membership so that leaving and joining a public room again does not lift it."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="mutes")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    until = models.DateTimeField()
+    muted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["room", "user"], name="chat_mute_unique")]
+
+    def __str__(self):
+        return f"{self.user_id} muted in {self.room_id} until {self.until:%Y-%m-%d %H:%M}"
+
+
+class PresenceSetting(models.Model):
+    """A user's presence as others see it: hidden or not, and when their last socket closed."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    hidden = models.BooleanField(default=False)
+    last_seen = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.user_id} ({'hidden' if self.hidden else 'visible'})"

@@ -6,12 +6,15 @@ drop it when a membership message for that room arrives.
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.contrib.contenttypes.models import ContentType
+from django.db.models import OuterRef, Subquery
+from django.utils import timezone
 from guardian.models import UserObjectPermission
 from guardian.shortcuts import assign_perm, remove_perm
 
-from .models import Membership, Room
+from .models import Membership, Mute, Room
 
 VIEW = "view_room"
 SEND = "send_message"
@@ -81,6 +84,13 @@ class Access:
     kind: str
     role: str
     perms: frozenset
+    # Set while the user is muted in the room (room.mute): ``perms`` lacks send_message until
+    # then, and a connection reloads its cached Access once the time has passed.
+    muted_until: datetime | None = None
+
+    def expired(self, now=None):
+        """Whether the mute this Access reflects has run out (reload it)."""
+        return self.muted_until is not None and self.muted_until <= (now or timezone.now())
 
     @property
     def is_owner(self):
@@ -102,11 +112,14 @@ def load_accesses(pairs):
     """
     user_ids = {user.pk for user, _ in pairs}
     room_ids = {room_id for _, room_id in pairs}
+    mute = Mute.objects.filter(
+        room_id=OuterRef("room_id"), user_id=OuterRef("user_id"), until__gt=timezone.now()
+    )
     memberships = {
         (m.user_id, m.room_id): m
-        for m in Membership.objects.select_related("room").filter(
-            user_id__in=user_ids, room_id__in=room_ids
-        )
+        for m in Membership.objects.select_related("room")
+        .filter(user_id__in=user_ids, room_id__in=room_ids)
+        .annotate(muted_until=Subquery(mute.values("until")[:1]))
     }
     perms = {}
     room_type = ContentType.objects.get_for_model(Room)
@@ -125,5 +138,8 @@ def load_accesses(pairs):
         if membership is None or VIEW not in held or not user.is_active:
             accesses.append(None)
         else:
-            accesses.append(Access(room_id, membership.room.kind, membership.role, held))
+            muted = membership.muted_until
+            if muted is not None:
+                held = held - {SEND}
+            accesses.append(Access(room_id, membership.room.kind, membership.role, held, muted))
     return accesses

@@ -8,6 +8,7 @@ every name defined here, and tests/chat/test_protocol_doc.py keeps the two in st
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import emoji
 
@@ -158,6 +159,19 @@ def int_field(minimum, maximum):
     return check
 
 
+def datetime_field(name, value):
+    """An ISO 8601 date and time with its UTC offset ("2030-01-01T12:00:00+00:00" or "...Z")."""
+    if not isinstance(value, str) or len(value) > 40:
+        raise invalid(f"'{name}' must be an ISO 8601 date and time with a UTC offset.")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.utcoffset() is None:
+        raise invalid(f"'{name}' must be an ISO 8601 date and time with a UTC offset.")
+    return parsed
+
+
 def choice_field(*choices):
     def check(name, value):
         if value not in choices:
@@ -291,6 +305,18 @@ CLIENT_EVENTS = {
             action=(choice_field("add", "remove"), REQUIRED),
             emoji=(emoji_field, REQUIRED),
         ),
+        _event(
+            "room.mute",
+            "manage",
+            room_id=_room,
+            user_id=(id_field, REQUIRED),
+            until=(datetime_field, OPTIONAL),
+            seconds=(int_field(1, 366 * 24 * 3600), OPTIONAL),
+        ),
+        _event("room.unmute", "manage", room_id=_room, user_id=(id_field, REQUIRED)),
+        _event("presence.subscribe", "read", room_id=(id_field, OPTIONAL)),
+        _event("presence.unsubscribe", "read"),
+        _event("presence.hide", "manage", hidden=(bool_field, REQUIRED)),
         _event("user.block", "manage", user_id=(id_field, REQUIRED)),
         _event("user.unblock", "manage", user_id=(id_field, REQUIRED)),
         _event("message.read", "read", rooms=(cursor_map_field(MAX_LIST_ITEMS), REQUIRED)),
@@ -325,6 +351,9 @@ SERVER_EVENTS = (
     "roomdelete.dispatch",
     "roomupdate.dispatch",
     "userblock.dispatch",
+    "roommute.dispatch",
+    "presence.dispatch",
+    "presencesetting.dispatch",
     "error",
 )
 

@@ -55,6 +55,16 @@ MATRIX = [
     ("message.read", {"rooms": {"R": 1}}, ("ok", "ok", "ok", 4004)),
     ("message.acknowledged", {"rooms": {"R": 2}}, ("silent", "silent", "silent", 4004)),
     ("message.typing", {"room_id": "R"}, ("silent", "silent", "silent", 4004)),
+    (
+        "room.mute",
+        {"room_id": "R", "user_id": "carol", "seconds": 60},
+        ("ok", "ok", 4002, 4004),
+    ),
+    ("room.unmute", {"room_id": "R", "user_id": "carol"}, ("ok", "ok", 4002, 4004)),
+    ("presence.subscribe", {"room_id": "R"}, ("ok", "ok", "ok", 4004)),
+    ("presence.subscribe", {}, ("ok", "ok", "ok", "ok")),
+    ("presence.unsubscribe", {}, ("ok", "ok", "ok", "ok")),
+    ("presence.hide", {"hidden": True}, ("ok", "ok", "ok", "ok")),
     ("user.block", {"user_id": "erin"}, ("ok", "ok", "ok", "ok")),
     ("user.unblock", {"user_id": "erin"}, ("ok", "ok", "ok", "ok")),
 ]

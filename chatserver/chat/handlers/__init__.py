@@ -7,7 +7,7 @@ A handler in PIPELINED may finish its answer with ``conn.later``: the consumer r
 frame meanwhile, and answers stay in frame order (any other event waits for them first).
 """
 
-from . import messages, rooms, session, users
+from . import messages, moderation, presence, rooms, session, users
 
 HANDLERS = {
     "session.heartbeat": session.heartbeat,
@@ -27,6 +27,11 @@ HANDLERS = {
     "message.read": messages.read,
     "message.acknowledged": messages.acknowledged,
     "message.typing": messages.typing,
+    "room.mute": moderation.mute,
+    "room.unmute": moderation.unmute,
+    "presence.subscribe": presence.subscribe,
+    "presence.unsubscribe": presence.unsubscribe,
+    "presence.hide": presence.hide,
     "user.block": users.block,
     "user.unblock": users.unblock,
 }

@@ -328,10 +328,19 @@ def modify_message(user, access, message_id, data):
             raise invalid("'delete' takes no content.")
         if message.author_id != user.pk and permissions.DELETE_ANY not in access.perms:
             raise ProtocolError(ERROR_PERMISSION_DENIED, "You may delete only your own messages.")
+    return apply_modification(message, access.room_id, action, data.get("content"))
+
+
+def apply_modification(message, room_id, action, content=None):
+    """Edit or delete a message as one room event (seq, log); returns the frame data.
+
+    The checks are the caller's: modify_message for clients, services/moderation.py for staff.
+    """
+    message_id = message.pk
     with transaction.atomic():
-        seq = eventlog.next_seq(message.room_id)
+        seq = eventlog.next_seq(room_id)
         if action == "update":
-            message.content, message.is_edited = data["content"], True
+            message.content, message.is_edited = content, True
             message.edited_at = timezone.now()
             message.save(update_fields=["content", "is_edited", "edited_at"])
             payload = message_payload(message)
@@ -341,12 +350,10 @@ def modify_message(user, access, message_id, data):
             payload = message_payload(message)
         else:
             message.delete()
-            payload = deleted_message_payload(message_id, access.room_id)
+            payload = deleted_message_payload(message_id, room_id)
         extra = {"action": action}
-        eventlog.record(
-            access.room_id, eventlog.MESSAGE_MODIFIED, extra, message_id=message_id, seq=seq
-        )
-    return eventlog.frame_data(access.room_id, seq, extra, payload)
+        eventlog.record(room_id, eventlog.MESSAGE_MODIFIED, extra, message_id=message_id, seq=seq)
+    return eventlog.frame_data(room_id, seq, extra, payload)
 
 
 def react(user, access, message_id, data):

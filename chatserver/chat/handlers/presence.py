@@ -1,0 +1,40 @@
+"""Presence events: presence.subscribe, presence.unsubscribe, presence.hide (chat/presence.py)."""
+
+from channels.db import database_sync_to_async
+
+from .. import presence
+from ..conf import option
+from ..permissions import VIEW
+from ..services import presence as service
+
+room_members = database_sync_to_async(service.room_members)
+peers = database_sync_to_async(service.peers)
+snapshot = database_sync_to_async(service.snapshot)
+set_hidden = database_sync_to_async(service.set_hidden)
+
+
+async def subscribe(conn, frame, data):
+    """Watch a room's members (or every peer of one's rooms); the reply is their presence now,
+    and changes follow as presence.dispatch frames."""
+    if "room_id" in data:
+        await conn.require(data["room_id"], VIEW)
+        user_ids = await room_members(data["room_id"], conn.user)
+    else:
+        user_ids = await peers(conn.user)
+
+    async def load(unknown):
+        return await snapshot(unknown, option("PRESENCE_AWAY_AFTER"))
+
+    entries = await conn.presence.subscribe(conn, user_ids, load)
+    await conn.reply(frame, presence.DISPATCH, {"users": entries})
+
+
+async def unsubscribe(conn, frame, data):
+    conn.presence.unsubscribe(conn)
+    await conn.reply(frame, presence.DISPATCH, {"users": []})
+
+
+async def hide(conn, frame, data):
+    reply = await set_hidden(conn.user, data["hidden"])
+    conn.presence.hidden_changed(conn.user.pk, data["hidden"])
+    await conn.reply(frame, service.PRESENCE_SETTING, reply)

@@ -1,0 +1,91 @@
+"""Presence as the database knows it: whose presence one may watch, what it is when a
+subscription starts, when a user was last seen, and who hides theirs."""
+
+from datetime import timedelta
+
+from django.db import IntegrityError
+from django.db.models import Max
+from django.utils import timezone
+
+from ..conf import option
+from ..models import Membership, PresenceSetting, Session
+from ..protocol import invalid
+
+PRESENCE_SETTING = "presencesetting.dispatch"
+
+
+def _bounded(user_ids):
+    limit = option("PRESENCE_MAX_USERS")
+    if len(user_ids) > limit:
+        raise invalid(f"At most {limit} users can be watched; subscribe to one room instead.")
+    return user_ids
+
+
+def room_members(room_id, viewer):
+    """The members of a room, the viewer left out (the viewer's access is checked already)."""
+    members = Membership.objects.filter(room_id=room_id).exclude(user=viewer)
+    return _bounded(list(members.order_by("user_id").values_list("user_id", flat=True)))
+
+
+def peers(user):
+    """Everyone who shares a room with ``user``."""
+    rooms = Membership.objects.filter(user=user).values("room_id")
+    others = Membership.objects.filter(room_id__in=rooms).exclude(user=user)
+    return _bounded(sorted(set(others.values_list("user_id", flat=True).distinct())))
+
+
+def snapshot(user_ids, away_after, now=None):
+    """``{user_id: (status, last_seen iso or None, hidden)}`` from open sessions and settings
+    (two queries): online with an open session that sent a heartbeat within ``away_after``
+    seconds, away with an older one, else offline."""
+    now = now or timezone.now()
+    open_sessions = dict(
+        Session.objects.filter(user_id__in=user_ids, closed_at__isnull=True)
+        .values("user_id")
+        .annotate(latest=Max("last_heartbeat"))
+        .values_list("user_id", "latest")
+    )
+    settings = {s.user_id: s for s in PresenceSetting.objects.filter(user_id__in=user_ids)}
+    out = {}
+    for user_id in user_ids:
+        setting = settings.get(user_id)
+        hidden = setting is not None and setting.hidden
+        last_seen = setting.last_seen.isoformat() if setting and setting.last_seen else None
+        latest = open_sessions.get(user_id)
+        if latest is None:
+            status = "offline"
+        elif latest >= now - timedelta(seconds=away_after):
+            status = "online"
+        else:
+            status = "away"
+        out[user_id] = (status, last_seen, hidden)
+    return out
+
+
+def offline_since(user_id, now=None):
+    """The user's last socket here closed: when no session of theirs is open anywhere, record
+    and return ``last_seen``; None while one is (on another daemon)."""
+    if Session.objects.filter(user_id=user_id, closed_at__isnull=True).exists():
+        return None
+    now = now or timezone.now()
+    try:
+        PresenceSetting.objects.bulk_create(
+            [PresenceSetting(user_id=user_id, last_seen=now)],
+            update_conflicts=True,
+            unique_fields=["user"],
+            update_fields=["last_seen"],
+        )
+    except IntegrityError:  # the user was deleted (which closed the socket): nobody to show
+        return None
+    return now
+
+
+def set_hidden(user, hidden):
+    """Hide or show the user's presence; the reply data."""
+    PresenceSetting.objects.bulk_create(
+        [PresenceSetting(user=user, hidden=hidden)],
+        update_conflicts=True,
+        unique_fields=["user"],
+        update_fields=["hidden"],
+    )
+    return {"hidden": hidden}

@@ -1,0 +1,206 @@
+"""Presence: presence.subscribe, the dispatch frames that follow (online, away, offline with
+last_seen), batching per subscriber, hiding, and the way changes travel through the layer."""
+
+import asyncio
+import time
+
+import pytest
+from channels.layers import channel_layers, get_channel_layer
+
+from chatserver.chat.models import PresenceSetting
+from chatserver.chat.services import rooms as room_service
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def fast_presence(chat_options):
+    chat_options(PRESENCE_AWAY_AFTER=1.0, PRESENCE_FLUSH_INTERVAL=0.2)
+
+
+@pytest.fixture
+def room(users):
+    """alice, bob and carol in one group."""
+    members = [users.bob.pk, users.carol.pk]
+    change = room_service.create_room(
+        users.alice, {"type": "group", "name": "team", "members": members}
+    )
+    return change.data["room"]["id"]
+
+
+async def changes_until(client, done, timeout=10):
+    """presence.dispatch frames until ``done(latest entries by user)`` holds; the frames."""
+    frames, latest = [], {}
+    deadline = time.monotonic() + timeout
+    while not done(latest):
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"presence never got there: {latest}"
+        frame = await client.recv(timeout=remaining)
+        if frame["eventType"] != "presence.dispatch":
+            continue
+        frames.append(frame)
+        for entry in frame["data"]["users"]:
+            latest[entry["user_id"]] = entry
+    return frames, latest
+
+
+def status(user, wanted):
+    return lambda latest: latest.get(user.pk, {}).get("status") == wanted
+
+
+async def test_online_away_online_offline(connect, users, room, fast_presence):
+    bob = await connect(users.bob)
+    reply = await bob.ok("presence.subscribe", {"room_id": room}, expect="presence.dispatch")
+    assert sorted(e["user_id"] for e in reply["users"]) == [users.alice.pk, users.carol.pk]
+    assert {e["status"] for e in reply["users"]} == {"offline"}
+
+    alice = await connect(users.alice)
+    await changes_until(bob, status(users.alice, "online"))
+    # No frame or heartbeat for PRESENCE_AWAY_AFTER: away.
+    await changes_until(bob, status(users.alice, "away"))
+    await alice.ok("session.heartbeat")
+    await changes_until(bob, status(users.alice, "online"))
+    await alice.close()
+    _, latest = await changes_until(bob, status(users.alice, "offline"))
+    assert latest[users.alice.pk]["last_seen"] is not None
+    assert (await PresenceSetting.objects.aget(user=users.alice)).last_seen is not None
+
+    # A later subscriber reads it from the database.
+    carol = await connect(users.carol)
+    (alice_now,) = [
+        e
+        for e in (await carol.ok("presence.subscribe", {"room_id": room}))["users"]
+        if e["user_id"] == users.alice.pk
+    ]
+    assert alice_now == latest[users.alice.pk]
+
+
+async def test_a_user_is_online_while_any_socket_is(connect, users, room, fast_presence):
+    bob = await connect(users.bob)
+    await bob.ok("presence.subscribe", {})  # the peers of bob's rooms
+    phone = await connect(users.alice)
+    laptop = await connect(users.alice)
+    await changes_until(bob, status(users.alice, "online"))
+    await phone.close()
+    await laptop.ok("session.heartbeat")
+    assert await bob.nothing(0.8)  # no offline while the laptop is there
+    await laptop.close()
+    await changes_until(bob, status(users.alice, "offline"))
+
+
+async def test_hidden_users_look_offline(connect, users, room, fast_presence):
+    bob = await connect(users.bob)
+    await bob.ok("presence.subscribe", {"room_id": room})
+    carol = await connect(users.carol)
+    await changes_until(bob, status(users.carol, "online"))
+    assert await carol.ok("presence.hide", {"hidden": True}) == {"hidden": True}
+    _, latest = await changes_until(bob, status(users.carol, "offline"))
+    assert latest[users.carol.pk]["last_seen"] is None
+    # Hidden across reconnects and for new subscribers too.
+    await carol.close()
+    carol = await connect(users.carol)
+    alice = await connect(users.alice)
+    seen = (await alice.ok("presence.subscribe", {"room_id": room}))["users"]
+    assert {"user_id": users.carol.pk, "status": "offline", "last_seen": None} in seen
+    # Reconnecting while hidden told bob nothing new (alice coming online after it, did).
+    _, latest = await changes_until(bob, status(users.alice, "online"))
+    assert users.carol.pk not in latest
+    await carol.ok("presence.hide", {"hidden": False})
+    await changes_until(bob, status(users.carol, "online"))
+
+
+async def test_subscribing_needs_the_room(connect, users, room):
+    dave = await connect(users.dave)
+    assert await dave.error("presence.subscribe", {"room_id": room}) == 4004
+    assert (await dave.ok("presence.subscribe", {}))["users"] == []  # no peers
+
+
+@pytest.fixture
+def crowd(users, make_user):
+    """Thirty members of alice's room "big"."""
+    members = [make_user(f"member{i}") for i in range(30)]
+    change = room_service.create_room(
+        users.alice, {"type": "group", "name": "big", "members": [u.pk for u in members]}
+    )
+    return change.data["room"]["id"], members
+
+
+async def test_many_changes_are_batched_per_subscriber(connect, users, crowd, chat_options):
+    """Thirty members come online at once: the subscriber gets a few frames, at least a flush
+    interval apart, each carrying several of them."""
+    interval = 0.5
+    chat_options(PRESENCE_FLUSH_INTERVAL=interval)
+    room_id, crowd = crowd
+    alice = await connect(users.alice)
+    await alice.ok("presence.subscribe", {"room_id": room_id})
+    started = time.monotonic()
+    await asyncio.gather(*(connect(user) for user in crowd))
+
+    def everyone_online(latest):
+        return all(latest.get(u.pk, {}).get("status") == "online" for u in crowd)
+
+    arrivals, frames = [], []
+    deadline = time.monotonic() + 20
+    latest = {}
+    while not everyone_online(latest):
+        frame = await alice.recv(timeout=max(0.1, deadline - time.monotonic()))
+        arrivals.append(time.monotonic())
+        frames.append(frame)
+        for entry in frame["data"]["users"]:
+            latest[entry["user_id"]] = entry
+    assert all(f["eventType"] == "presence.dispatch" for f in frames)
+    assert len(frames) <= len(crowd) // 3, [len(f["data"]["users"]) for f in frames]
+    # Flushes are an interval apart: in the time it took, no more frames than flushes.
+    assert len(frames) <= (arrivals[-1] - started) / interval + 1
+
+
+async def test_unsubscribed_sockets_get_no_presence_frames(connect, users, room, fast_presence):
+    bob = await connect(users.bob)
+    await bob.ok("presence.subscribe", {"room_id": room})
+    await bob.ok("presence.unsubscribe")
+    carol = await connect(users.carol)
+    await carol.ok("session.heartbeat")
+    assert await bob.nothing(0.6)
+
+
+# -- through Redis: what another daemon publishes reaches this one's subscribers -------------
+
+
+@pytest.fixture
+def pubsub_layer(settings, redis_url):
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [{"address": redis_url, "socket_timeout": None}]},
+        }
+    }
+    yield settings.CHANNEL_LAYERS["default"]
+    channel_layers.backends.clear()
+
+
+async def test_presence_travels_between_daemons_through_redis_pubsub(
+    connect, users, room, fast_presence, pubsub_layer
+):
+    from channels_redis.pubsub import RedisPubSubChannelLayer
+
+    bob = await connect(users.bob)
+    await bob.ok("presence.subscribe", {"room_id": room})
+    alice = await connect(users.alice)  # on this daemon
+    await changes_until(bob, status(users.alice, "online"))
+
+    # Carol is on another daemon: its presence messages reach us only through Redis.
+    other_daemon = RedisPubSubChannelLayer(**pubsub_layer["CONFIG"])
+    group = f"presence.{users.carol.pk}"
+    message = {"type": "presence.changed", "group": group, "user_id": users.carol.pk}
+    try:
+        await other_daemon.group_send(group, {**message, "status": "online", "daemon": "d2"})
+        await changes_until(bob, status(users.carol, "online"))
+        seen = "2030-01-01T12:00:00+00:00"
+        await other_daemon.group_send(group, {**message, "status": "offline", "last_seen": seen})
+        _, latest = await changes_until(bob, status(users.carol, "offline"))
+        assert latest[users.carol.pk]["last_seen"] == seen
+    finally:
+        await other_daemon.flush()
+    assert get_channel_layer() is not other_daemon
+    await alice.close()
+    await changes_until(bob, status(users.alice, "offline"))
