@@ -57,6 +57,8 @@ MATRIX = [
     ("message.typing", {"room_id": "R"}, ("silent", "silent", "silent", 4004)),
     ("user.block", {"user_id": "erin"}, ("ok", "ok", "ok", "ok")),
     ("user.unblock", {"user_id": "erin"}, ("ok", "ok", "ok", "ok")),
+    ("user.search", {"query": "er"}, ("ok", "ok", "ok", "ok")),
+    ("room.discover", {}, ("ok", "ok", "ok", "ok")),
 ]
 
 CASES = [

@@ -7,7 +7,7 @@ A handler in PIPELINED may finish its answer with ``conn.later``: the consumer r
 frame meanwhile, and answers stay in frame order (any other event waits for them first).
 """
 
-from . import messages, rooms, session, users
+from . import discovery, messages, rooms, session, users
 
 HANDLERS = {
     "session.heartbeat": session.heartbeat,
@@ -29,6 +29,8 @@ HANDLERS = {
     "message.typing": messages.typing,
     "user.block": users.block,
     "user.unblock": users.unblock,
+    "user.search": users.search,
+    "room.discover": discovery.discover,
 }
 
 PIPELINED = frozenset({"message.send"})
