@@ -35,6 +35,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
+	# the web client and the admin's static files, with gzip and Brotli copies (var/static)
+	$(BIN)/chatserver collectstatic --noinput -v0
 	$(BIN)/twistd -n --pidfile= -l - chat --port 8000
 
 lint: $(STAMP)
