@@ -11,13 +11,15 @@ APT    := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 .PHONY: run test lint format system-packages venv bench clean
 
 # Debian packages: python3-venv when this Python cannot make a venv; redis-server and postgresql
-# for the tests (each test run starts its own throwaway servers); in CI also nginx-light, so the
+# for the tests (each test run starts its own throwaway servers); chromium for the web client's
+# browser tests (driven by Playwright, never a downloaded browser); in CI also nginx-light, so the
 # nginx site is checked with `nginx -t` (skipped where absent).
 system-packages:
 	@need=""; \
 	$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || need="$$need python3-venv"; \
 	command -v redis-server >/dev/null 2>&1 || need="$$need redis-server"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$$need postgresql"; \
+	command -v chromium >/dev/null 2>&1 || need="$$need chromium"; \
 	if [ -n "$$CI" ] && ! command -v nginx >/dev/null 2>&1; then need="$$need nginx-light"; fi; \
 	if [ -n "$$need" ]; then \
 		echo "installing Debian packages:$$need"; \

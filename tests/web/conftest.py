@@ -30,7 +30,7 @@ def free_port():
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def web_daemon(tmp_path_factory):
     """``twistd -n chat --port N`` with collected static files; yields its base URL."""
     state = tmp_path_factory.mktemp("web-daemon")
@@ -47,7 +47,7 @@ def web_daemon(tmp_path_factory):
         daemon.kill()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser():
     if not (os.path.exists(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
         pytest.skip(f"{CHROMIUM} is not installed (Debian package chromium)")
