@@ -11,9 +11,9 @@ APT    := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 .PHONY: run test lint format system-packages venv bench clean
 
 # Debian packages: python3-venv when this Python cannot make a venv; redis-server and postgresql
-# for the tests (each test run starts its own throwaway servers); chromium for the web client's
-# browser tests (driven by Playwright, never a downloaded browser); in CI also nginx-light, so the
+# for the tests (each test run starts its own throwaway servers); in CI also nginx-light, so the
 # nginx site is checked with `nginx -t` (skipped where absent).
+# chromium: the web client's browser tests (Playwright drives it; never a downloaded browser).
 system-packages:
 	@need=""; \
 	$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || need="$$need python3-venv"; \
