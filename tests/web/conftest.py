@@ -4,6 +4,7 @@ browser is never downloaded (``playwright install`` is not part of this project)
 
 import os
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -30,9 +31,15 @@ def free_port():
         return probe.getsockname()[1]
 
 
+@dataclass
+class WebDaemon:
+    url: str  # http://127.0.0.1:PORT
+    env: dict  # for `chatserver` commands on the daemon's database
+
+
 @pytest.fixture(scope="session")
 def web_daemon(tmp_path_factory):
-    """``twistd -n chat --port N`` with collected static files; yields its base URL."""
+    """``twistd -n chat --port N`` with collected static files, as ``make run`` serves."""
     state = tmp_path_factory.mktemp("web-daemon")
     env = daemon_env(state)
     env.pop("REDIS_URL", None)
@@ -42,7 +49,7 @@ def web_daemon(tmp_path_factory):
     daemon = Daemon(["--port", str(port)], env, state)
     daemon.start(ready=tcp_port_accepts(port), timeout=60)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield WebDaemon(f"http://127.0.0.1:{port}", env)
     finally:
         daemon.kill()
 

@@ -29,12 +29,12 @@ def violations(page):
 def test_login_and_chat_pages_have_no_serious_violations(browser, web_daemon, scheme):
     context = browser.new_context(color_scheme=scheme, viewport={"width": 1024, "height": 700})
     page = context.new_page()
-    page.goto(web_daemon + "/")
+    page.goto(web_daemon.url + "/")
     expect()(page.get_by_role("button", name="Log in")).to_be_visible()
     assert violations(page) == []
 
     name = f"axe{scheme}{secrets.token_hex(3)}"
-    sign_up(page, web_daemon, name)
+    sign_up(page, web_daemon.url, name)
     page.get_by_role("button", name="New chat").click()
     page.get_by_label("Room name").fill("Accessible room")
     page.get_by_role("button", name="Create room").click()

@@ -25,8 +25,8 @@ def test_two_people_chat_and_lose_nothing_offline(browser, web_daemon, artifacts
     errors = []
     for page in (ann, ben):
         page.on("pageerror", lambda error: errors.append(str(error)))
-    sign_up(ann, web_daemon, ann_name)
-    sign_up(ben, web_daemon, ben_name)
+    sign_up(ann, web_daemon.url, ann_name)
+    sign_up(ben, web_daemon.url, ben_name)
 
     # ann finds ben by a prefix of his name and opens a one-to-one room.
     ann.get_by_role("button", name="New chat").click()

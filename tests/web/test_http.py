@@ -19,35 +19,33 @@ def fetch(url, encoding=None):
 
 
 def test_the_page_has_a_csp_without_unsafe_inline(web_daemon):
-    status, headers, body = fetch(web_daemon + "/")
+    status, headers, body = fetch(web_daemon.url + "/")
     assert status == 200 and headers["Content-Type"].startswith("text/html")
     policy = headers["Content-Security-Policy"]
     assert "default-src 'none'" in policy and "script-src 'self'" in policy
     assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
     text = body.decode()
     assert 'src="/static/web/app.js"' in text
-    assert (
-        "<script>" not in text
-        and "style=" not in text
-        and " on" not in text.lower().replace(" one", "")
-    )
+    # Nothing inline that the policy would have to allow.
+    assert re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", text) == []
+    assert re.findall(r"\s(?:style|on[a-z]+)=", text) == []
 
 
 @pytest.mark.parametrize(
     "path", ["/static/web/app.js", "/static/web/app.css", "/static/admin/css/base.css"]
 )
 def test_static_files_are_compressed_and_cached(web_daemon, path):
-    status, headers, raw = fetch(web_daemon + path)
+    status, headers, raw = fetch(web_daemon.url + path)
     assert status == 200 and "max-age=" in headers["Cache-Control"] and headers["ETag"]
     for encoding in ("br", "gzip"):
-        status, headers, body = fetch(web_daemon + path, encoding)
+        status, headers, body = fetch(web_daemon.url + path, encoding)
         assert headers["Content-Encoding"] == encoding
         assert len(body) < len(raw)
-    assert gzip.decompress(fetch(web_daemon + path, "gzip")[2]) == raw
+    assert gzip.decompress(fetch(web_daemon.url + path, "gzip")[2]) == raw
 
 
 def test_admin_pages_are_styled(web_daemon):
-    status, _, body = fetch(web_daemon + "/admin/login/")
+    status, _, body = fetch(web_daemon.url + "/admin/login/")
     assert status == 200
     stylesheet = body.decode().split('href="/static/admin/css/')[1].split('"')[0]
-    assert fetch(f"{web_daemon}/static/admin/css/{stylesheet}")[0] == 200
+    assert fetch(f"{web_daemon.url}/static/admin/css/{stylesheet}")[0] == 200
