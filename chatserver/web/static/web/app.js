@@ -171,7 +171,14 @@ function handleFrame(frame) {
   const roomId = data && data.room_id;
   if (roomId === undefined || data.seq === undefined) return;
   const known = state.rooms.has(roomId);
-  const line = timeline(roomId, eventType === "roomcreate.dispatch" && data.seq ? data.seq - 1 : 0);
+  if (data.seq === null) {
+    // Not a room event (an existing one-to-one room returned by room.create).
+    if (!known) refreshRoomsSoon();
+    return;
+  }
+  // A room new to this client starts at this event: older messages come from history pages,
+  // and their current state already includes earlier edits and reactions.
+  const line = state.timelines.get(roomId) || timeline(roomId, data.seq - 1);
   if (!line.accept(data.seq)) return;
   if (line.hasGap) watchGap(roomId);
   if (eventType === "message.dispatch") messageArrived(roomId, data.message);
