@@ -11,6 +11,8 @@ const QUICK_REACTIONS = ["👍", "❤️", "😂"];
 const TYPING_EVERY_MS = 3000;
 const TYPING_SHOWN_MS = 6000;
 const RESUME_DELAY_MS = 1500;
+const RETRY_LATER = new Set([4006, 4029]); // internal error, rate limited
+const RETRY_SEND_MS = 2000;
 
 const state = {
   me: null, // {id, username}
@@ -240,6 +242,12 @@ async function flushOutbox() {
         state.outbox = state.outbox.filter((other) => other !== item);
       } catch (error) {
         if (!(error instanceof RequestError)) break; // connection lost: retried on reconnect
+        if (RETRY_LATER.has(error.code)) {
+          // Rate limited, or a server failure that may have stored it: the same client_msg_id
+          // again shortly (the server answers a stored one with duplicate: true).
+          setTimeout(flushOutbox, RETRY_SEND_MS);
+          break;
+        }
         state.outbox = state.outbox.filter((other) => other !== item);
         flash(`Not sent: ${error.message}`);
       }

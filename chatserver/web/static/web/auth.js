@@ -59,17 +59,25 @@ export function claims() {
 }
 
 let refreshing = null;
+let stale = false;
+
+// The server refused the access token (close 4001): the next accessToken() refreshes, whatever
+// the token's own expiry says (clocks differ; a revoked login fails the refresh with 401).
+export function distrustAccessToken() {
+  stale = true;
+}
 
 // A usable access token: the current one while it has a minute left, else a rotated pair.
 // One refresh at a time, so a spent refresh token is never sent twice (that revokes the login).
 export async function accessToken() {
   if (!tokens) throw new AuthError("Not logged in.");
-  if (expiresAt(tokens.access) - Date.now() > 60_000) return tokens.access;
+  if (!stale && expiresAt(tokens.access) - Date.now() > 60_000) return tokens.access;
   if (!refreshing) {
     refreshing = post("/api/token/refresh/", { refresh: tokens.refresh })
       .then((result) => {
         if (result.ok) {
           tokens = result.payload;
+          stale = false;
           return tokens.access;
         }
         if (result.status === 401) tokens = null;

@@ -2,7 +2,7 @@
 // reconnects with exponential backoff and jitter, requests answered by request_id, and a
 // handler called for every server frame. Whoever uses it resumes rooms in onOpen.
 
-import { AuthError, accessToken } from "./auth.js";
+import { AuthError, accessToken, distrustAccessToken } from "./auth.js";
 
 export const HEARTBEAT_MS = 20_000; // docs/protocol.md: every 15-30 s
 const HEARTBEAT_TIMEOUT_MS = 10_000; // no answer to a heartbeat: the socket is dead
@@ -126,9 +126,9 @@ export class Connection {
     this.pending.clear();
     if (this.stopped) return;
     if (event.code === 4001) {
-      // Revoked, or the access token expired: a fresh one (by refresh) or back to the login.
-      this.scheduleReconnect(0);
-      return;
+      // Revoked, or the access token expired: reconnect with a refreshed token, or go back to
+      // the login when the refresh is refused too.
+      distrustAccessToken();
     }
     this.scheduleReconnect();
   }
