@@ -5,6 +5,7 @@
 import { AuthError, accessToken, distrustAccessToken } from "./auth.js";
 
 export const HEARTBEAT_MS = 20_000; // docs/protocol.md: every 15-30 s
+const HEARTBEAT_MIN_MS = 1_000;
 const HEARTBEAT_TIMEOUT_MS = 10_000; // no answer to a heartbeat: the socket is dead
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_MAX_MS = 30_000;
@@ -83,17 +84,24 @@ export class Connection {
     }
   }
 
-  heartbeat() {
+  // One heartbeat now, then every HEARTBEAT_MS, or at half the server's inactivity threshold
+  // when that is shorter (the reply says what it is), so a slow network never costs the socket.
+  async heartbeat() {
     clearTimeout(this.heartbeatTimer);
-    this.heartbeatTimer = setTimeout(async () => {
-      if (!this.isOpen) return;
-      try {
-        await this.request("session.heartbeat", {}, HEARTBEAT_TIMEOUT_MS);
-        this.heartbeat();
-      } catch (error) {
-        if (!(error instanceof RequestError)) this.drop();
+    if (!this.isOpen) return;
+    const socket = this.socket;
+    let interval = HEARTBEAT_MS;
+    try {
+      const reply = await this.request("session.heartbeat", {}, HEARTBEAT_TIMEOUT_MS);
+      const threshold = reply.data.inactivity_threshold * 1000;
+      if (threshold > 0) interval = Math.max(HEARTBEAT_MIN_MS, Math.min(HEARTBEAT_MS, threshold / 2));
+    } catch (error) {
+      if (!(error instanceof RequestError)) {
+        if (socket === this.socket) this.drop();
+        return;
       }
-    }, HEARTBEAT_MS);
+    }
+    if (socket === this.socket) this.heartbeatTimer = setTimeout(() => this.heartbeat(), interval);
   }
 
   received(socket, event) {
