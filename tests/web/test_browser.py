@@ -25,6 +25,8 @@ def test_two_people_chat_and_lose_nothing_offline(browser, web_daemon, artifacts
     errors = []
     for page in (ann, ben):
         page.on("pageerror", lambda error: errors.append(str(error)))
+        # A Content-Security-Policy violation is reported on the console.
+        page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))
     sign_up(ann, web_daemon.url, ann_name)
     sign_up(ben, web_daemon.url, ben_name)
 

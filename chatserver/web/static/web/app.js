@@ -320,6 +320,8 @@ async function loadHistory(roomId) {
   line.hasMore = reply.data.has_more;
   line.historyLoaded = true;
   renderMessages({ toBottom: true });
+  const box = $("messages");
+  if (box.scrollHeight <= box.clientHeight) loadOlder(); // a tall window shows no scroll bar
 }
 
 let loadingOlder = false;
@@ -384,6 +386,7 @@ function renderMessagesSoon() {
 
 function renderMessages({ toBottom = false, keepFromBottom = false }) {
   const box = $("messages");
+  const top = box.scrollTop;
   const fromBottom = box.scrollHeight - box.scrollTop;
   const atBottom = fromBottom - box.clientHeight < 40;
   clear(box);
@@ -413,9 +416,10 @@ function renderMessages({ toBottom = false, keepFromBottom = false }) {
   }
   const seen = seenBy(line, messages);
   if (seen) box.append(seen);
+  // Follow new messages at the bottom; keep older ones put when a history page lands above.
   if (toBottom || atBottom) box.scrollTop = box.scrollHeight;
   else if (keepFromBottom) box.scrollTop = box.scrollHeight - fromBottom;
-  else box.scrollTop = box.scrollHeight - fromBottom;
+  else box.scrollTop = top;
   markRead(roomId, messages);
 }
 
