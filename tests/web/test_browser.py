@@ -40,6 +40,7 @@ def test_two_people_chat_and_lose_nothing_offline(browser, web_daemon, artifacts
     link = message(ann, "Hello Ben").get_by_role("link")
     see(link).to_have_attribute("href", "https://example.org/docs")
     see(link).to_have_attribute("rel", "noopener noreferrer nofollow")
+    see(ann.get_by_role("separator")).to_have_count(1)  # the day's heading above its messages
 
     # ben sees the room appear with an unread badge, opens it, and both see typing and receipts.
     room = ben.locator("#rooms button", has_text=ann_name)
