@@ -51,13 +51,14 @@ def test_two_people_chat_and_lose_nothing_offline(browser, web_daemon, artifacts
     see(ann.locator(".seen")).to_have_text(f"Seen by {ben_name}")
     ben.get_by_label("Message").press_sequentially("Hi", delay=50)
     see(ann.locator("#typing")).to_have_text(f"{ben_name} is typing…")
-    ben.get_by_label("Message").fill("Hi Ann <b>not bold</b>")
+    ben.get_by_label("Message").fill("Hi Ann <b>not bold</b> javascript:alert(1)")
     ben.get_by_label("Message").press("Enter")
     see(contents(ann)).to_have_text(
-        ["Hello Ben, see https://example.org/docs.", "Hi Ann <b>not bold</b>"]
+        ["Hello Ben, see https://example.org/docs.", "Hi Ann <b>not bold</b> javascript:alert(1)"]
     )
     see(ann.locator("#typing")).to_have_text("")
     assert message(ann, "Hi Ann").locator("b").count() == 0  # text, never markup
+    assert message(ann, "Hi Ann").get_by_role("link").count() == 0  # only http(s) links
     see(ben.locator(".seen")).to_have_text(f"Seen by {ann_name}")
 
     # A reaction and an edit travel both ways.
@@ -81,7 +82,7 @@ def test_two_people_chat_and_lose_nothing_offline(browser, web_daemon, artifacts
     ben_ctx.set_offline(False)
     expected = [
         "Hello Ben (edited)",
-        "Hi Ann <b>not bold</b>",
+        "Hi Ann <b>not bold</b> javascript:alert(1)",
         "Replying here",
         "while you were away 1",
         "while you were away 2",
