@@ -100,17 +100,22 @@ async function resync() {
   flushOutbox();
 }
 
+const RESUME_MAX_ROOMS = 100; // per request (docs/protocol.md, Limits)
+
 async function resume(cursors) {
   let todo = cursors;
   while (Object.keys(todo).length) {
-    const reply = await connection.request("session.resume", { rooms: todo });
+    const entries = Object.entries(todo);
+    const batch = Object.fromEntries(entries.slice(0, RESUME_MAX_ROOMS));
+    const later = Object.fromEntries(entries.slice(RESUME_MAX_ROOMS));
+    const reply = await connection.request("session.resume", { rooms: batch });
     const next = {};
     for (const [roomId, replay] of Object.entries(reply.data.rooms)) {
       for (const frame of replay.events) handleFrame(frame);
       if (replay.limited) next[roomId] = replay.next_after;
     }
     for (const roomId of reply.data.missing) forgetRoom(Number(roomId));
-    todo = next;
+    todo = { ...later, ...next };
   }
 }
 
