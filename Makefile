@@ -8,19 +8,21 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 APT    := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 
-.PHONY: run test lint format system-packages venv bench clean
+.PHONY: run test lint format system-packages venv bench clean conformance
 
-# Debian packages: python3-venv when this Python cannot make a venv; redis-server and postgresql
-# for the tests (each test run starts its own throwaway servers); in CI also nginx-light, so the
-# nginx site is checked with `nginx -t` (skipped where absent).
+# Debian packages: python3-venv when this Python cannot make a venv; redis-server, postgresql and
+# nginx-light for the tests (each test run starts its own throwaway servers; the nginx site is
+# checked with `nginx -t` and run in front of several daemons); in CI also systemd, so the units
+# are checked with `systemd-analyze verify` and `security` (those tests skip where absent).
 # chromium: the web client's browser tests (Playwright drives it; never a downloaded browser).
 system-packages:
 	@need=""; \
 	$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || need="$$need python3-venv"; \
 	command -v redis-server >/dev/null 2>&1 || need="$$need redis-server"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$$need postgresql"; \
+	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need="$$need nginx-light"; \
+	if [ -n "$$CI" ] && ! command -v systemd-analyze >/dev/null 2>&1; then need="$$need systemd"; fi; \
 	command -v chromium >/dev/null 2>&1 || need="$$need chromium"; \
-	if [ -n "$$CI" ] && ! command -v nginx >/dev/null 2>&1; then need="$$need nginx-light"; fi; \
 	if [ -n "$$need" ]; then \
 		echo "installing Debian packages:$$need"; \
 		$(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq $$need; \
@@ -55,12 +57,34 @@ test: system-packages $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 	$(BIN)/python -m tests.on_postgres $(BIN)/pytest -q tests/chat tests/daemon/test_maintenance.py \
-		tests/daemon/test_end_to_end.py
+		tests/daemon/test_end_to_end.py tests/daemon/test_socket_activation.py tests/daemon/test_health.py
 
 # The benchmark against plain daphne, uvicorn, the reference package and bare Autobahn
 # (≈ 45 min; results in bench/results/<stamp>/, see docs/performance.md).
 bench: system-packages $(STAMP)
 	$(BIN)/python -m bench.run --make-ref-venv --snapshot
+
+# WebSocket conformance: the Autobahn|Testsuite fuzzing client against the daemon's echo route
+# (chatserver.settings.conformance; see docs/operations.md). The suite runs on Python 2.7 only
+# (Debian 12 has none): PYTHON2 is a python2.7 on PATH or pyenv's, or give PYTHON2=... . Its own
+# virtualenv, .venv-conformance, gets autobahntestsuite, which pins its old Twisted and
+# cryptography itself. CONFORMANCE_EXCLUDE="9.*" skips case groups.
+PYTHON2 ?= $(shell for p in python2.7 $$HOME/.pyenv/versions/2.7*/bin/python2.7; do \
+	$$p -c 'import sys; assert sys.version_info[:2] == (2, 7)' 2>/dev/null && command -v $$p && break; done)
+CONF_VENV := .venv-conformance
+CONFORMANCE_EXCLUDE ?=
+
+$(CONF_VENV)/.installed:
+	@[ -n "$(PYTHON2)" ] || { echo "make conformance needs a python2.7 (Autobahn|Testsuite is" \
+		"Python 2 only): install one and pass PYTHON2=/path/to/python2.7"; exit 1; }
+	$(PYTHON2) -m pip install -q --disable-pip-version-check --target $(CONF_VENV).bootstrap \
+		'virtualenv<20.22'
+	PYTHONPATH=$(CONF_VENV).bootstrap $(PYTHON2) -m virtualenv -q $(CONF_VENV)
+	$(CONF_VENV)/bin/pip install -q --disable-pip-version-check 'autobahntestsuite==25.10.1'
+	@touch $@
+
+conformance: $(STAMP) $(CONF_VENV)/.installed
+	$(BIN)/python -m tests.conformance.run $(CONF_VENV)/bin/wstest $(CONFORMANCE_EXCLUDE)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache twisted/plugins/dropin.cache

@@ -19,6 +19,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "systemd" / "chatserver.service"
+SOCKET_UNIT = ROOT / "systemd" / "chatserver.socket"
+TEMPLATE_UNIT = ROOT / "systemd" / "chatserver@.service"
+TEMPLATE_SOCKET = ROOT / "systemd" / "chatserver@.socket"
+DEPLOYMENT_DOC = ROOT / "docs" / "deployment.md"
 NGINX_SITE = ROOT / "systemd" / "nginx-chatserver.conf"
 
 # --------------------------------------------------------------------------------------------
@@ -263,14 +267,8 @@ def test_unit_directories_and_socket_permissions(unit_text):
 # systemd-analyze verify
 
 
-def verify_unit(text, directory):
-    """Problems systemd-analyze reports about a copy of the unit whose programs exist.
-
-    ``verify`` refuses a unit whose ExecStart binary is missing, and /opt/chatserver/venv is not
-    here: every Exec*= program is pointed at a stub executable of the same name. Warnings
-    ("Unknown key", "Failed to parse ...") do not change the exit status, so every line that
-    names the unit counts as a problem.
-    """
+def stub_programs(text, directory):
+    """The unit with every Exec*= program pointed at a stub executable of the same name."""
     bin_dir = directory / "bin"
     bin_dir.mkdir(exist_ok=True)
 
@@ -281,20 +279,40 @@ def verify_unit(text, directory):
         path.chmod(0o755)
         return f"{prefix}{path}"
 
-    rewritten = re.sub(r"(?m)^(Exec\w+=[-@:+!]*)(/\S+)", stub, text)
-    unit = directory / "chatserver.service"
-    unit.write_text(rewritten)
+    return re.sub(r"(?m)^(Exec\w+=[-@:+!]*)(/\S+)", stub, text)
+
+
+def verify_units(units, directory):
+    """Problems systemd-analyze reports about copies of ``units`` ({file name: text}).
+
+    ``verify`` refuses a unit whose ExecStart binary is missing, and /opt/chatserver/venv is not
+    here: every Exec*= program is pointed at a stub executable of the same name. Warnings
+    ("Unknown key", "Failed to parse ...") do not change the exit status, so every line that
+    names one of the units counts as a problem. A template is verified as an instance
+    (chatserver@1.service), so that %i resolves.
+    """
+    paths = []
+    for name, text in units.items():
+        path = directory / name
+        path.write_text(stub_programs(text, directory))
+        paths.append(str(path))
     completed = subprocess.run(
-        ["systemd-analyze", "verify", str(unit)],
+        ["systemd-analyze", "verify", *paths],
         capture_output=True,
         text=True,
         timeout=60,
     )
     output = (completed.stdout + completed.stderr).splitlines()
-    problems = [line for line in output if "chatserver.service" in line]
+    problems = [line for line in output if any(name in line for name in units)]
     if completed.returncode != 0 and not problems:
         problems = output or [f"systemd-analyze exited with {completed.returncode}"]
     return problems
+
+
+def verify_unit(text, directory):
+    """Problems in chatserver.service ``text``, verified with its socket unit beside it."""
+    units = {"chatserver.service": text, "chatserver.socket": SOCKET_UNIT.read_text()}
+    return verify_units(units, directory)
 
 
 needs_systemd_analyze = pytest.mark.skipif(
@@ -316,6 +334,22 @@ def working_systemd_analyze(tmp_path):
 @needs_systemd_analyze
 def test_systemd_analyze_verify_accepts_the_unit(unit_text, tmp_path, working_systemd_analyze):
     assert verify_unit(unit_text, tmp_path) == []
+
+
+@needs_systemd_analyze
+@pytest.mark.parametrize(
+    "units",
+    [
+        {"chatserver.socket": SOCKET_UNIT, "chatserver.service": UNIT},
+        {"chatserver@1.service": TEMPLATE_UNIT, "chatserver@1.socket": TEMPLATE_SOCKET},
+    ],
+    ids=["socket", "template"],
+)
+def test_systemd_analyze_verify_accepts_the_other_units(units, tmp_path, working_systemd_analyze):
+    texts = {name: path.read_text() for name, path in units.items()}
+    assert verify_units(texts, tmp_path) == []
+    sabotaged = {name: text.replace("0660", "0999") for name, text in texts.items()}
+    assert verify_units(sabotaged, tmp_path) != []  # SocketMode=0999 is refused
 
 
 @needs_systemd_analyze
@@ -488,3 +522,104 @@ def test_nginx_check_can_fail(site_text, tmp_path, sabotage):
     assert old in site_text
     ok, _ = nginx_test(site_text.replace(old, new, 1), tmp_path)
     assert not ok
+
+
+# --------------------------------------------------------------------------------------------
+# Socket activation, Type=notify and the templated units
+
+
+@pytest.fixture(scope="module")
+def template_text():
+    return TEMPLATE_UNIT.read_text()
+
+
+def socket_values(path, key):
+    return unit_values(path.read_text(), key, section="Socket")
+
+
+@pytest.mark.parametrize(
+    ("service", "socket_unit", "path"),
+    [
+        (UNIT, SOCKET_UNIT, "/run/daphne/daphne.sock"),
+        (TEMPLATE_UNIT, TEMPLATE_SOCKET, "/run/daphne/daphne-%i.sock"),
+    ],
+)
+def test_the_socket_unit_owns_the_path_the_daemon_serves(service, socket_unit, path):
+    from chatserver.daemon.options import LISTEN_BACKLOG
+
+    _, chat_args = split_twistd_argv(exec_start_argv(service.read_text()))
+    assert chat_args[chat_args.index("--socket") + 1] == path
+    assert socket_values(socket_unit, "ListenStream") == [path]
+    assert socket_values(socket_unit, "SocketMode") == ["0660"]
+    assert socket_values(socket_unit, "SocketUser") == ["chatserver"]
+    assert socket_values(socket_unit, "SocketGroup") == ["www-data"]  # nginx's group
+    assert socket_values(socket_unit, "Accept") in ([], ["no"])
+    # The daemon listens again on the passed socket with its own backlog: keep them equal.
+    assert socket_values(socket_unit, "Backlog") == [str(LISTEN_BACKLOG)]
+
+
+@pytest.mark.parametrize("service", [UNIT, TEMPLATE_UNIT])
+def test_services_are_type_notify_with_a_watchdog_and_need_their_socket(service):
+    text = service.read_text()
+    entries = {(s, k): v for s, k, v in unit_entries(text)}
+    assert entries[("Service", "Type")] == "notify"
+    assert entries[("Service", "NotifyAccess")] == "main"
+    assert 10 <= systemd_seconds(entries[("Service", "WatchdogSec")]) <= 120
+    socket_name = "chatserver@%i.socket" if "@" in service.name else "chatserver.socket"
+    assert socket_name in entries[("Unit", "Requires")].split()
+    assert socket_name in entries[("Unit", "After")].split()
+    # Stopping the service must not delete the socket unit's file with /run/daphne.
+    assert entries[("Service", "RuntimeDirectoryPreserve")] == "yes"
+
+
+def test_the_template_is_the_single_unit_line_for_line(unit_text, template_text):
+    """Only the instance's socket path, names and the migration lock differ."""
+    expected = (
+        unit_text.replace("chatserver.socket", "chatserver@%i.socket")
+        .replace("/run/daphne/daphne.sock", "/run/daphne/daphne-%i.sock")
+        .replace("/run/daphne/manhole.sock", "/run/daphne/manhole-%i.sock")
+    )
+    differing = {"Description", "ExecStartPre"}
+    assert [e for e in unit_entries(template_text) if e[1] not in differing] == [
+        e for e in unit_entries(expected) if e[1] not in differing
+    ]
+    (pre,) = unit_values(template_text, "ExecStartPre")
+    assert pre.startswith("/usr/bin/flock /run/daphne/migrate.lock ")
+    assert pre.endswith(unit_values(unit_text, "ExecStartPre")[0])
+    assert commented_manhole_arguments(template_text)[1] == "unix:/run/daphne/manhole-%i.sock"
+
+
+def security_exposure(text, directory, name="chatserver.service"):
+    """The overall exposure ``systemd-analyze security --offline=true`` gives the unit."""
+    path = directory / name
+    path.write_text(stub_programs(text, directory))
+    completed = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", "--no-pager", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    output = completed.stdout + completed.stderr
+    match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", output)
+    assert match, output
+    return float(match.group(1))
+
+
+def documented_exposure():
+    match = re.search(r"exposure level of \*\*(\d+\.\d+)", DEPLOYMENT_DOC.read_text())
+    assert match, "docs/deployment.md no longer states the units' security exposure"
+    return float(match.group(1))
+
+
+@needs_systemd_analyze
+@pytest.mark.parametrize(("unit", "name"), [(UNIT, "chatserver.service"),
+                                             (TEMPLATE_UNIT, "chatserver@1.service")])  # fmt: skip
+def test_security_exposure_stays_at_most_the_documented_score(unit, name, tmp_path):
+    assert security_exposure(unit.read_text(), tmp_path, name) <= documented_exposure()
+
+
+@needs_systemd_analyze
+def test_security_check_can_fail(unit_text, tmp_path):
+    weakened = re.sub(r"(?m)^(ProtectSystem|NoNewPrivileges|CapabilityBoundingSet)=.*\n", "",
+                      unit_text)  # fmt: skip
+    assert security_exposure(weakened, tmp_path) > documented_exposure()

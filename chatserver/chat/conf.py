@@ -14,6 +14,12 @@ DEFAULTS = {
     # Largest text frame the consumer reads; larger ones close the socket with 1009. The daemon
     # also sets Daphne's own limit, this one holds under any ASGI server.
     "MAX_FRAME_BYTES": 64 * 1024,
+    # Bytes the daemon holds unsent for one WebSocket (a client that stops reading); past it
+    # the socket is closed with 1013 and what it held is dropped: the client resumes by seq.
+    "MAX_SEND_BUFFER_BYTES": 4 * 1024 * 1024,
+    # Bytes of messages or events in one room.messages or session.resume answer, roughly; a
+    # longer answer stops early with has_more and the client pages on.
+    "MAX_ANSWER_BYTES": 1024 * 1024,
     # Seconds between re-assertions of this process's group memberships in the channel layer,
     # so a Redis restart or the layer's group expiry never silently stops broadcasts.
     "GROUP_REFRESH_INTERVAL": 30,
@@ -36,7 +42,8 @@ DEFAULTS = {
     # Failed logins (token endpoint and admin) per username and per client address within
     # ``window`` seconds of the first; past them a login answers 429 without checking the password.
     "LOGIN_FAILURE_LIMITS": {"per_username": 5, "per_address": 20, "window": 15 * 60},
-    # Token buckets per user (per process) and event class: refill per second, burst capacity.
+    # Token buckets per user and event class: refill per second, burst capacity. Shared by every
+    # daemon through Redis (REDIS_URL), kept across reconnects (chat/ratelimit.py).
     "RATE_LIMITS": {
         "send": {"rate": 5.0, "burst": 20},
         "typing": {"rate": 2.0, "burst": 10},

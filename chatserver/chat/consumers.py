@@ -13,7 +13,7 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from . import fanout, loopstore, sessions
+from . import fanout, loopstore, metrics, sessions
 from .batching import Batcher
 from .conf import option
 from .handlers import HANDLERS, PIPELINED
@@ -66,15 +66,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.accept()
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
+            metrics.connects_refused.inc()
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.user = user
+        metrics.connects_accepted.inc()
         # The daemon lets us write pre-encoded frames straight to the socket.
         self.direct_sender = self.scope.get("extensions", {}).get(DIRECT_SENDER)
         self.groups_joined = set()
         self.rooms = set()
         self.access = {}  # room id -> permissions.Access, dropped on membership messages
-        limiter.attach(user.pk)
         await self.after_connect()
 
     async def after_connect(self):
@@ -106,7 +107,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code):
         if self.user is None:
             return
-        limiter.detach(self.user.pk)
         await self.settle()  # stored messages still go out to the room
         await self.leave_groups(list(self.groups_joined))
         await sessions.close_session(self.channel_name, code)
@@ -123,7 +123,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         try:
             frame = parse_frame(text_data, bytes_data)
             event = client_event(frame.event_type)
-            if not limiter.allow(self.user.pk, event.rate_class):
+            if not await limiter.allow(self.user.pk, event.rate_class):
                 raise ProtocolError(ERROR_RATE_LIMITED, f"Too many {event.rate_class} events.")
             if event.name not in PIPELINED:
                 await self.settle()

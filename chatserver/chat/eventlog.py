@@ -11,6 +11,7 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from .models import Membership, Message, Room, RoomEvent
+from .protocol import encoded_size
 from .serializers import deleted_message_payload, message_payload
 
 MESSAGE_CREATED = "message.dispatch"
@@ -69,11 +70,13 @@ def message_payloads(message_ids):
     return {message.pk: message_payload(message) for message in messages}
 
 
-def replay(user, cursors, limit):
+def replay(user, cursors, limit, max_bytes=None):
     """Events after each cursor, for the rooms the user is a member of (constant queries).
 
     Returns ``(rooms, missing)``: per room ``{"events", "limited", "next_after", "last_seq"}``,
-    and the ids of requested rooms the user cannot see (deleted, left or never joined).
+    and the ids of requested rooms the user cannot see (deleted, left or never joined). At most
+    ``limit`` events per room, and about ``max_bytes`` of events in all (at least one): a room
+    cut short is ``limited``, to be resumed from its ``next_after``.
     """
     last_seqs = dict(
         Membership.objects.filter(user=user, room_id__in=list(cursors)).values_list(
@@ -98,9 +101,10 @@ def replay(user, cursors, limit):
         .order_by("room_id", "seq")
     )
     messages = message_payloads({e.message_id for e in events if e.message_id is not None})
+    budget, replayed = max_bytes, 0
     for event in events:
         room = rooms[event.room_id]
-        if len(room["events"]) == limit:
+        if len(room["events"]) == limit or (budget is not None and budget < 0):
             room["limited"] = True
             continue
         message = None
@@ -109,6 +113,13 @@ def replay(user, cursors, limit):
                 event.message_id, event.room_id
             )
         data = frame_data(event.room_id, event.seq, event.data, message)
-        room["events"].append({"eventType": event.event_type, "data": data})
+        replayed_event = {"eventType": event.event_type, "data": data}
+        if budget is not None:
+            budget -= encoded_size(replayed_event)
+            if budget < 0 and replayed:
+                room["limited"] = True
+                continue
+        room["events"].append(replayed_event)
         room["next_after"] = event.seq
+        replayed += 1
     return rooms, missing

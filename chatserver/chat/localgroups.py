@@ -26,6 +26,8 @@ import logging
 import uuid
 from collections import defaultdict, deque
 
+from . import metrics
+
 logger = logging.getLogger(__name__)
 
 DIRECT_SENDER = "chatserver.direct_sender"  # ASGI scope extension set by the daemon
@@ -83,7 +85,8 @@ class LocalGroups:
             if subscribed is not None and self.channel is not None:
                 await asyncio.shield(subscribed)
                 async with self._ops:
-                    await self.layer.group_discard(group, self.channel)
+                    with metrics.layer_group_discard.time():
+                        await self.layer.group_discard(group, self.channel)
                 if self.members.get(group):
                     # Someone joined while the discard was in flight, and their group_add may
                     # have reached the layer first: subscribe again, after the discard.
@@ -104,7 +107,8 @@ class LocalGroups:
     async def _group_add(self, group):
         channel = await self._ensure_channel()
         async with self._ops:
-            await self.layer.group_add(group, channel)
+            with metrics.layer_group_add.time():
+                await self.layer.group_add(group, channel)
 
     async def _ensure_channel(self):
         if self._channel_ready is None:
@@ -193,7 +197,8 @@ class LocalGroups:
                         "messages": [queued for queued, _ in entries],
                     }
                 try:
-                    await self.layer.group_send(group, message)
+                    with metrics.layer_group_send.time():
+                        await self.layer.group_send(group, message)
                 except Exception as error:  # noqa: BLE001 - the waiters or the log get it
                     outcome = error
                 else:
@@ -242,8 +247,10 @@ class LocalGroups:
     async def _deliver_room_frame(self, message, members):
         prepared = {}  # direct sender factory -> frame prepared once for all its sockets
         pending = []
+        skipped = 0
         for member in members:
             if not member.wants_room_frame(message):
+                skipped += 1
                 continue
             sender = member.direct_sender
             if sender is not None and sender.is_open():
@@ -253,6 +260,7 @@ class LocalGroups:
                 sender.send_prepared(frame)
             else:
                 pending.append(member.send(text_data=message["text"]))
+        metrics.room_frame_deliveries.inc(len(members) - skipped)  # once per frame, not socket
         if pending:
             await asyncio.gather(*pending)
 
@@ -274,7 +282,8 @@ class LocalGroups:
             return
         for group in list(self.members):
             async with self._ops:
-                await self.layer.group_add(group, self.channel)
+                with metrics.layer_group_add.time():
+                    await self.layer.group_add(group, self.channel)
 
     async def close(self, drain_timeout=5.0):
         """Send what the outbox holds, stop receiving and leave every group (the daemon calls

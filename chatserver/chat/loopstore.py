@@ -33,6 +33,7 @@ from channels.db import database_sync_to_async
 from django.db import connections
 from psycopg import sql
 
+from . import metrics
 from .services import connect as connect_service
 from .services import messages as service
 from .services import one_statement
@@ -158,6 +159,7 @@ async def uninstall():
         await store.close()
 
 
+@metrics.message_batches
 async def send_messages(requests):
     """``services.messages.send_messages`` for the running loop: on its LoopStore when it has
     one and the batch is the one-room statement's work, else in the database thread.
@@ -189,6 +191,7 @@ async def send_messages(requests):
     return batch.finish()
 
 
+@metrics.timed_database("connect")
 async def connect_state(user, channel_name, with_notifications):
     """``services.connect.state`` for the running loop: on its LoopStore when it has one (one
     round trip, statements built once), else in the database thread."""

@@ -37,6 +37,7 @@ ERROR_CODES = {
 # WebSocket close codes.
 CLOSE_GOING_AWAY = 1001  # server shutdown: reconnect to another process or later
 CLOSE_TOO_BIG = 1009  # frame over the size limit
+CLOSE_SLOW_READER = 1013  # the daemon held MAX_SEND_BUFFER_BYTES unsent: reconnect and resume
 CLOSE_UNAUTHENTICATED = 4001  # sent after accept so clients can read it
 CLOSE_SERVER_REQUEST = 4400  # an operator disconnected the user (manhole)
 CLOSE_HEARTBEAT_EXPIRED = 4408  # no session.heartbeat within INACTIVITY_THRESHOLD
@@ -44,6 +45,7 @@ CLOSE_HEARTBEAT_EXPIRED = 4408  # no session.heartbeat within INACTIVITY_THRESHO
 CLOSE_CODES = {
     CLOSE_GOING_AWAY: "server shutting down",
     CLOSE_TOO_BIG: "frame too big",
+    CLOSE_SLOW_READER: "reading too slowly",
     CLOSE_UNAUTHENTICATED: "unauthenticated",
     CLOSE_SERVER_REQUEST: "disconnected by an operator",
     CLOSE_HEARTBEAT_EXPIRED: "heartbeat expired",
@@ -407,6 +409,11 @@ def encode_event(event_type, data, request_id=None):
     if request_id is not None:
         frame["request_id"] = request_id
     return json.dumps(frame, separators=(",", ":"), default=str)
+
+
+def encoded_size(data):
+    """Bytes ``data`` takes in a frame (JSON escapes non-ASCII, so characters are bytes)."""
+    return len(json.dumps(data, separators=(",", ":"), default=str))
 
 
 def with_request_id(text, request_id):

@@ -1,9 +1,15 @@
-"""WebSocket routes of the chat application, each wrapped in its authentication."""
+"""WebSocket routes of the chat application, each wrapped in its authentication.
+
+``EXTRA_WEBSOCKET_ROUTES`` (``[(path, consumer dotted path)]``) adds routes for test settings
+only: the conformance settings' echo route.
+"""
 
 import logging
 
 from channels.routing import URLRouter
+from django.conf import settings
 from django.urls import path, re_path
+from django.utils.module_loading import import_string
 
 from .auth import TokenAuthMiddlewareStack
 from .consumers import ChatConsumer
@@ -22,6 +28,10 @@ async def refuse_unknown_path(scope, receive, send):
 
 websocket_urlpatterns = [
     path("messaging/", TokenAuthMiddlewareStack(ChatConsumer.as_asgi())),
+    *(
+        path(route, import_string(consumer).as_asgi())
+        for route, consumer in getattr(settings, "EXTRA_WEBSOCKET_ROUTES", ())
+    ),
 ]
 
 websocket_application = URLRouter([*websocket_urlpatterns, re_path(r"", refuse_unknown_path)])

@@ -20,8 +20,10 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from chatserver.chat import loopstore
+from chatserver.chat.conf import option
 from chatserver.chat.localgroups import DIRECT_SENDER, close_all
 
+from . import wire_internals as wire
 from .aio import as_deferred
 from .direct_send import DirectFrames, DirectSender, EndOfPassWrites
 from .listening import ListeningService
@@ -56,6 +58,8 @@ class ChatWebSocketProtocol(DirectFrames, WebSocketProtocol):
 
     Autobahn's ``sendClose`` accepts only 1000 and 3000-4999, so an application closing with
     1009 (frame too big) or 1001 would raise inside Daphne and the client would see 1006.
+    Daphne's ``handle_reply`` tests a message's payload for truthiness, so an empty text or
+    binary message would never be sent; and a send to a closing socket would raise.
     """
 
     def serverClose(self, code=None):  # noqa: N802 - Daphne's method name
@@ -63,7 +67,21 @@ class ChatWebSocketProtocol(DirectFrames, WebSocketProtocol):
         if code == 1000 or 3000 <= code <= 4999:
             self.sendClose(code=code)
         else:
-            self.sendCloseFrame(code=code, isReply=False)
+            wire.close_frame(self, code)
+
+    def handle_reply(self, message):
+        if message.get("type") != "websocket.send" or self.state == self.STATE_CONNECTING:
+            super().handle_reply(message)  # accept, close, and Daphne's errors
+            return
+        data, text = message.get("bytes"), message.get("text")
+        if data is not None and text is not None:
+            raise ValueError("A websocket.send message carries either bytes or text, not both")
+        if self.state != self.STATE_OPEN:
+            return  # closing (e.g. as a slow reader): the client cannot get it any more
+        if data is not None:
+            self.serverSend(data, True)
+        elif text is not None:
+            self.serverSend(text, False)
 
 
 def _as_class_attribute(value):
@@ -96,8 +114,9 @@ class EmbeddedServer(Server):
         # it finds lacking them; a protocol class carrying them saves that per connection.
         options = {
             name: _as_class_attribute(getattr(self.ws_factory, name))
-            for name in ChatWebSocketProtocol.CONFIG_ATTRS
+            for name in wire.config_attributes(ChatWebSocketProtocol)
         }
+        options["max_send_buffer"] = option("MAX_SEND_BUFFER_BYTES")
         self.ws_factory.protocol = type("ChatWebSocketProtocol", (ChatWebSocketProtocol,), options)
 
     def create_application(self, protocol, scope):

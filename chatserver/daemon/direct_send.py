@@ -11,12 +11,24 @@ the protocol and written together when the pass ends: with ten messages stored i
 each member gets one write of ten frames. Anything else Autobahn writes to the socket (an ASGI
 reply, a ping, a close frame) goes through ``sendData``, which writes the queued frames first,
 so the order a client sees is the order the application sent in.
+
+A client that stops reading must not make the daemon hold everything sent to it: what one socket
+holds unsent (Twisted's buffer and Autobahn's queue, whichever path wrote it) is bounded by
+``MAX_SEND_BUFFER_BYTES``. Past it the unsent frames are dropped, their memory returned, and the
+socket is closed with 1013 (try again later): the client reconnects and resumes by ``seq``. The
+kernel may already have part of a frame, so the rest of that frame is kept and the close frame
+follows it, and the stream stays valid.
 """
 
 import asyncio
+from collections import deque
 
-from twisted.internet import tcp
 from twisted.logger import Logger
+
+from chatserver.chat.metrics import frames_dropped
+from chatserver.chat.protocol import CLOSE_SLOW_READER
+
+from . import wire_internals as wire
 
 log = Logger()
 
@@ -35,23 +47,27 @@ class DirectSender:
         return getattr(self.protocol, "state", None) == self.protocol.STATE_OPEN
 
     def prepare(self, text):
-        return self.factory.prepareMessage(text.encode("utf-8"))
+        return wire.prepare(self.factory, text.encode("utf-8"))
 
     def send_text(self, text):
         """One frame for this socket alone (a reply), queued with its room frames."""
         self.send_prepared(self.prepare(text))
 
+    def send_bytes(self, data):
+        """One binary frame for this socket alone."""
+        self.send_prepared(wire.prepare(self.factory, data, binary=True))
+
     def send_prepared(self, prepared):
         protocol = self.protocol
-        if protocol._perMessageCompress is not None and not prepared.doNotCompress:
-            protocol.sendPreparedMessage(prepared)  # compressed per connection by Autobahn
+        if wire.compressed_per_socket(protocol, prepared):
+            wire.send_compressed(protocol, prepared)  # compressed per connection by Autobahn
             return
         queued = protocol.direct_frames
         if queued is None:
-            protocol.direct_frames = [prepared.payloadHybi]
+            protocol.direct_frames = [wire.wire_bytes(prepared)]
             self.writes.flush_later(protocol)
         else:
-            queued.append(prepared.payloadHybi)
+            queued.append(wire.wire_bytes(prepared))
 
 
 class EndOfPassWrites:
@@ -80,24 +96,98 @@ class EndOfPassWrites:
 
 
 class DirectFrames:
-    """Mixin for Autobahn's WebSocket protocol: the queue ``DirectSender`` fills."""
+    """Mixin for Autobahn's WebSocket protocol: the queue ``DirectSender`` fills, and the bound
+    on what the socket holds unsent."""
 
     direct_frames = None  # bytes queued for the end of this loop pass, or None
+    max_send_buffer = 4 * 1024 * 1024  # MAX_SEND_BUFFER_BYTES, set on the class by the server
+    # Frame boundaries in what was left to the transport's buffer, counted in bytes left there
+    # since the connection opened: ``_handed`` in all, ``_frame_ends`` at the end of each write
+    # not yet sent, ``_last_end`` the last one the kernel took in full (None: mid-frame).
+    _handed = 0
+    _frame_ends = None
+    _last_end = 0
+    _closed_as_slow = False
 
     def flush_direct_frames(self):
         frames = self.direct_frames
         if not frames:
             return
         self.direct_frames = None
+        if self.state != self.STATE_OPEN:  # closed meanwhile (e.g. as a slow reader)
+            frames_dropped(len(frames), "closed")
+            return
         write_soon(self, frames[0] if len(frames) == 1 else b"".join(frames))
 
     def sendData(self, data, sync=False, chopsize=None):  # noqa: N802 - Autobahn's name
         if self.direct_frames:
             self.flush_direct_frames()  # queued frames were sent first
+        transport = self.transport
+        if not wire.counts_unsent(transport):
+            super().sendData(data, sync, chopsize)
+            return
+        before = wire.unsent_bytes(transport)
         super().sendData(data, sync, chopsize)
+        self.left_unsent(wire.unsent_bytes(transport) - before)
+
+    def left_unsent(self, count, mid_frame=False):
+        """``count`` bytes, ending a frame, went to the transport's buffer: keep the boundary,
+        and close the socket when what it holds unsent passes ``max_send_buffer``."""
+        if count <= 0 or self._closed_as_slow:
+            return
+        ends = self._frame_ends
+        if ends is None:
+            ends = self._frame_ends = deque()
+        if mid_frame:  # the kernel took the start of this frame; everything before is sent
+            ends.clear()
+            self._last_end = None
+        self._handed += count
+        ends.append(self._handed)
+        unsent = wire.unsent_bytes(self.transport)
+        if unsent + wire.autobahn_queue_bytes(self) > self.max_send_buffer:
+            self.close_slow_reader(unsent)
+            return
+        sent = self._handed - unsent
+        while ends and ends[0] <= sent:
+            self._last_end = ends.popleft()
+
+    def close_slow_reader(self, unsent):
+        """Drop what the socket holds unsent, keeping the rest of a frame the kernel has in
+        part, and close it with 1013; without a usable boundary, or when that rest alone is
+        over the bound, abort the connection."""
+        self._closed_as_slow = True
+        transport = self.transport
+        sent = self._handed - unsent
+        ends = self._frame_ends or deque()
+        while ends and ends[0] <= sent:
+            self._last_end = ends.popleft()
+        keep = 0 if self._last_end == sent else (ends[0] - sent if ends else -1)
+        dropped = unsent - max(keep, 0)
+        # Writes, not frames: a write joins the frames of one loop pass (close enough to count).
+        frames_dropped(len(ends) - (keep > 0) + len(self.direct_frames or ()), "buffer_full")
+        self.direct_frames = None
+        self._frame_ends = None
+        wire.clear_autobahn_queue(self)
+        log.warn(
+            "closing WebSocket {peer}: {unsent} bytes unsent, over MAX_SEND_BUFFER_BYTES "
+            "({limit}); dropped {dropped} bytes",
+            peer=getattr(self, "peer", "?"),
+            unsent=unsent,
+            limit=self.max_send_buffer,
+            dropped=dropped,
+        )
+        if 0 <= keep <= min(unsent, self.max_send_buffer) and self.state == self.STATE_OPEN:
+            wire.replace_unsent(transport, wire.unsent_head(transport, keep))
+            wire.close_frame(self, CLOSE_SLOW_READER)  # Autobahn aborts if no reply comes
+        else:
+            wire.replace_unsent(transport, b"")
+            transport.abortConnection()
 
     def connectionLost(self, reason):  # noqa: N802 - Twisted's name
+        if self.direct_frames:  # queued in this loop pass, never to be written
+            frames_dropped(len(self.direct_frames), "closed")
         self.direct_frames = None
+        self._frame_ends = None
         super().connectionLost(reason)
 
 
@@ -110,21 +200,17 @@ def write_soon(protocol, data):
     Twisted's buffer.
     """
     transport = protocol.transport
-    if not protocol.send_queue and _idle_socket_transport(transport):
-        written = transport.writeSomeData(data)
-        if isinstance(written, int):  # else the connection is lost: let write() find out
+    mid_frame = False
+    if not wire.autobahn_queue_busy(protocol) and wire.idle_socket_transport(transport):
+        written = wire.write_now(transport, data)
+        if written is not None:  # else the connection is lost: let write() find out
             if written == len(data):
                 return
             data = data[written:]
+            mid_frame = written > 0
+    if not wire.counts_unsent(transport):
+        transport.write(data)
+        return
+    before = wire.unsent_bytes(transport)
     transport.write(data)
-
-
-def _idle_socket_transport(transport):
-    """A connected socket transport with nothing buffered, so a direct write keeps the order."""
-    return (
-        isinstance(transport, tcp.Connection)  # TCP and Unix sockets; not TLS wrappers
-        and transport.connected
-        and not transport.disconnecting
-        and not getattr(transport, "_tempDataLen", 1)
-        and len(transport.dataBuffer) == transport.offset
-    )
+    protocol.left_unsent(wire.unsent_bytes(transport) - before, mid_frame)

@@ -3,6 +3,8 @@
 import ipaddress
 import re
 
+from twisted.python import usage
+
 LOCAL_KINDS = ("unix",)
 NETWORK_KINDS = ("tcp", "tcp6", "ssl")
 
@@ -39,3 +41,32 @@ def is_loopback_endpoint(description):
         return ipaddress.ip_address(interface).is_loopback
     except ValueError:
         return False
+
+
+def operator_endpoint(option, value, allow_remote=False):
+    """The endpoint string for an operator-only listener given as ``--OPTION value``.
+
+    A bare port number means ``tcp:PORT:interface=127.0.0.1``; ``unix:PATH`` gets mode 660
+    unless it names one; anything another host could reach (a TCP endpoint without a loopback
+    ``interface=``, any other kind) is refused unless ``allow_remote``.
+    """
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        port = int(value)
+        if not 0 < port <= 65535:
+            raise usage.UsageError(f"--{option} {value} is not a TCP port number.")
+        return f"tcp:{port}:interface=127.0.0.1"
+    kind = parse_endpoint(value)[0]
+    if kind == "unix":
+        return value if "mode=" in value else value + ":mode=660"
+    if allow_remote or is_loopback_endpoint(value):
+        return value
+    if kind not in ("tcp", "tcp6"):
+        raise usage.UsageError(
+            f"--{option} {value!r}: use a port number, tcp:PORT:interface=127.0.0.1 or "
+            f"unix:PATH, or pass --{option}-allow-remote if you mean it."
+        )
+    raise usage.UsageError(
+        f"--{option} {value!r} is not bound to a loopback interface; add "
+        f"interface=127.0.0.1 (or ::1), or pass --{option}-allow-remote if you mean it."
+    )

@@ -10,6 +10,7 @@ from twisted.application import service
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
+from . import metrics
 from .aio import as_deferred
 
 log = Logger()
@@ -75,6 +76,7 @@ class PeriodicJob(service.Service):
     def _succeeded(self, result):
         self.runs += 1
         self.last_result = result
+        metrics.job_succeeded(self.name, result)
         if result:
             log.info("{job}: {result}", job=self.name, result=result)
         return result
@@ -82,6 +84,7 @@ class PeriodicJob(service.Service):
     def _failed(self, failure):
         self.runs += 1
         self.failures += 1
+        metrics.job_failed(self.name)
         log.failure("{job} failed; the next run is still scheduled", failure, job=self.name)
         return None
 

@@ -59,6 +59,7 @@ class Options(usage.Options):
             None,
             "Serve the development settings (published key, DEBUG) beyond loopback anyway.",
         ],
+        ["metrics-allow-remote", None, "Allow --metrics on a non-loopback interface."],
     ]
 
     optParameters = [
@@ -117,6 +118,12 @@ class Options(usage.Options):
             "Endpoint for the SSH manhole: unix:PATH or tcp:PORT:interface=127.0.0.1.",
         ],
         ["manhole-keys", None, None, "authorized_keys file of the operators allowed in."],
+        [
+            "metrics",
+            None,
+            None,
+            "Serve Prometheus /metrics here: a port (on 127.0.0.1) or endpoint.",
+        ],
     ]
 
     def __init__(self):
@@ -165,3 +172,9 @@ class Options(usage.Options):
             )
             if not os.path.isfile(self["manhole-keys"]):
                 raise usage.UsageError(f"--manhole-keys {self['manhole-keys']}: no such file.")
+        if self["metrics"]:
+            from .endpoints import operator_endpoint
+
+            self["metrics"] = operator_endpoint(
+                "metrics", self["metrics"], self["metrics-allow-remote"]
+            )

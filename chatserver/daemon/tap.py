@@ -4,7 +4,9 @@
     ├─ heartbeat sweeper   close sockets silent for INACTIVITY_THRESHOLD (4408)
     ├─ session reaper      delete session rows past the retention
     ├─ DaphneService       Daphne's factories + one listener per endpoint
-    └─ manhole (optional)  SSH, public keys only, loopback or Unix socket
+    ├─ systemd notify      READY=1, STATUS=, WATCHDOG=1, STOPPING=1 (Type=notify units)
+    ├─ manhole (optional)  SSH, public keys only, loopback or Unix socket
+    └─ metrics (optional)  Prometheus /metrics listener (loopback) and event-loop lag probe
 
 Importing this module installs Twisted's asyncio reactor when none is installed yet (twistd has
 already installed any ``-r`` reactor by now); Options refuses any other reactor.
@@ -96,6 +98,13 @@ def makeService(options, reactor=None):
     daphne.setName("daphne")
     daphne.setServiceParent(root)
 
+    # After Daphne, so it stops first: STOPPING=1 and /readyz 503 before the drain begins.
+    from .systemd_service import SystemdNotifyService
+
+    notify = SystemdNotifyService(reactor, daphne.listeners, daphne.connection_count)
+    notify.setName("systemd-notify")
+    notify.setServiceParent(root)
+
     if options["manhole"]:
         from .listening import ListeningService
         from .manhole import load_or_create_host_key, manhole_factory
@@ -110,6 +119,11 @@ def makeService(options, reactor=None):
         manhole = ListeningService(reactor, options["manhole"], factory)
         manhole.setName("manhole")
         manhole.setServiceParent(root)
+
+    if options["metrics"]:
+        from .metrics import metrics_service
+
+        metrics_service(options["metrics"], reactor, daphne).setServiceParent(root)
 
     tune_garbage_collector()
     return root

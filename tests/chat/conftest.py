@@ -116,7 +116,7 @@ async def connect():
 async def fresh_layer():
     """An empty in-memory layer and no leftover rate-limit buckets for every test; messages
     stored on the test's event loop as the daemon stores them (on PostgreSQL)."""
-    limiter._users.clear()
+    limiter.reset()
     loopstore.install(asyncio.get_running_loop())
     yield
     await loopstore.uninstall()

@@ -16,7 +16,7 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 from chatserver.chat import loopstore
 from chatserver.chat.models import Message, Session
-from chatserver.chat.permissions import Access
+from chatserver.chat.permissions import STAFF_PERMS, Access
 from chatserver.chat.services import connect as connect_service
 from chatserver.chat.services import messages as message_service
 from chatserver.chat.services import rooms as room_service
@@ -30,7 +30,7 @@ CHANNELS = itertools.count()  # channel names are never reused
 
 
 def owner(room_id):
-    return Access(room_id, "group", "owner", frozenset())
+    return Access(room_id, "group", "owner", STAFF_PERMS)
 
 
 def make_room(owner, members, name):

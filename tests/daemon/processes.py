@@ -74,15 +74,21 @@ class Daemon:
         self.process = None
         self.terminating = False
 
+    pass_fds = ()  # descriptors the daemon inherits (socket activation)
+
+    def command(self):
+        return [str(BIN / "twistd"), "-n", "--pidfile=", "-l", "-", "chat", *self.args]
+
     def start(self, ready=None, timeout=30):
         """Start and wait until ``ready()`` is true (e.g. the socket accepts connections)."""
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [str(BIN / "twistd"), "-n", "--pidfile=", "-l", "-", "chat", *self.args],
+            self.command(),
             env=self.env,
             cwd=self.workdir,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            pass_fds=self.pass_fds,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

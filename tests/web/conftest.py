@@ -54,8 +54,10 @@ def web_daemon(tmp_path_factory):
         daemon.kill()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Chromium for one module: Playwright's sync API keeps an event loop running in this
+    thread while it is open, which pytest-asyncio's tests after it could not share."""
     if not (os.path.exists(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
         pytest.skip(f"{CHROMIUM} is not installed (Debian package chromium)")
     sync_api = pytest.importorskip("playwright.sync_api")

@@ -26,10 +26,16 @@ async def heartbeat(conn, frame, data):
 
 
 async def resume(conn, frame, data):
-    """Replay every room event after the client's cursors, bounded per room."""
-    rooms, missing = await replay(conn.user, data["rooms"], option("RESUME_MAX_EVENTS"))
+    """Replay every room event after the client's cursors, bounded per room and in bytes."""
+    rooms, missing = await replay(
+        conn.user, data["rooms"], option("RESUME_MAX_EVENTS"), option("MAX_ANSWER_BYTES")
+    )
     await conn.reply(
         frame,
         "session.resume",
-        {"rooms": {str(room_id): state for room_id, state in rooms.items()}, "missing": missing},
+        {
+            "rooms": {str(room_id): state for room_id, state in rooms.items()},
+            "missing": missing,
+            "has_more": any(state["limited"] for state in rooms.values()),
+        },
     )

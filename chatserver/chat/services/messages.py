@@ -10,7 +10,13 @@ from django.utils import timezone
 from .. import eventlog, permissions
 from ..conf import option
 from ..models import Membership, Message, Reaction, Room, RoomEvent
-from ..protocol import ERROR_CONFLICT, ERROR_PERMISSION_DENIED, ProtocolError, invalid
+from ..protocol import (
+    ERROR_CONFLICT,
+    ERROR_PERMISSION_DENIED,
+    ProtocolError,
+    encoded_size,
+    invalid,
+)
 from ..serializers import deleted_message_payload, message_payload, user_payload
 from . import one_statement
 from .rooms import not_found
@@ -265,7 +271,8 @@ def system_message(room_id, text):
 
 
 def history(room_id, data):
-    """One page of messages by seq (two queries whatever the page size)."""
+    """One page of messages by seq (two queries whatever the page size), at most
+    ``MAX_ANSWER_BYTES`` of them (at least one): a cut page says ``has_more``."""
     if "before" in data and "after" in data:
         raise invalid("Give 'before' or 'after', not both.")
     limit = data.get("limit", option("PAGE_SIZE"))
@@ -278,10 +285,19 @@ def history(room_id, data):
         page = page.order_by("-seq")
     rows = list(page.prefetch_related("reactions")[: limit + 1])
     more = len(rows) > limit
-    rows = sorted(rows[:limit], key=lambda m: m.seq)
+    budget = option("MAX_ANSWER_BYTES")
+    kept = []  # in the query's order: the messages nearest the cursor first
+    for message in rows[:limit]:
+        payload = message_payload(message)
+        budget -= encoded_size(payload)
+        if budget < 0 and kept:
+            more = True
+            break
+        kept.append((message.seq, payload))
+    kept.sort(key=lambda pair: pair[0])
     return {
         "room_id": room_id,
-        "messages": [message_payload(m) for m in rows],
+        "messages": [payload for _, payload in kept],
         "has_more": more,
     }
 

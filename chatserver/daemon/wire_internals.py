@@ -1,0 +1,173 @@
+"""The private parts of Twisted, Autobahn and Daphne that the daemon's socket writes rely on.
+
+The daemon writes room frames to sockets itself (direct_send.py) and bounds what a socket may
+hold unsent (a client that stops reading). Neither has a public API in the libraries, so every
+private attribute we read or set lives here, and ``tests/daemon/test_wire_internals.py`` checks
+each one on real instances of the real classes: an upgrade that renames one fails that test with
+the attribute and the package version, not the daemon at run time.
+
+Twisted (``twisted.internet.tcp.Connection``, via ``abstract.FileDescriptor``):
+    ``dataBuffer`` / ``offset``
+        the bytes being written and how many of them the kernel took; read to count what a
+        socket holds unsent, replaced to drop it.
+    ``_tempDataBuffer`` / ``_tempDataLen``
+        writes since the last ``doWrite``, not yet joined into ``dataBuffer``; same reasons.
+    ``writeSomeData(data)``
+        one ``send`` system call without registering for writability: a frame written to an
+        idle socket costs no selector updates (see direct_send.write_soon).
+    ``connected`` / ``disconnecting``
+        public-looking but undocumented: whether a direct write may happen at all.
+
+Autobahn (``autobahn.websocket.protocol.WebSocketProtocol`` and its factory):
+    ``_perMessageCompress``
+        the negotiated permessage-deflate, or None: prepared frames are only valid uncompressed.
+    ``send_queue``
+        Autobahn's own queue of chopped/synchronous sends: a direct write must not overtake it,
+        and its bytes count as unsent.
+    ``factory.prepareMessage`` / ``PreparedMessage.payloadHybi`` / ``.doNotCompress``
+        a frame encoded once for every member of a room; ``payloadHybi`` is its bytes on the
+        wire (server frames are not masked).
+    ``sendPreparedMessage``
+        the per-connection path for a prepared frame when compression is on.
+    ``CONFIG_ATTRS``
+        the option names the protocol copies from its factory in every ``connectionMade``;
+        the daemon puts them on its protocol class once instead.
+    ``sendCloseFrame(code, isReply)``
+        the only way to close with a code ``sendClose`` refuses (1001, 1009, 1013).
+
+Daphne (``daphne.ws_protocol.WebSocketProtocol``):
+    ``handle_reply(message)``
+        the ASGI ``websocket.*`` messages of the application; overridden to send empty
+        messages (Daphne tests the payload for truthiness) and to drop sends on a closing socket.
+    ``serverSend(content, binary)`` / ``serverClose(code)``
+        what ``handle_reply`` calls; ``serverClose`` is overridden for any valid close code.
+"""
+
+from twisted.internet import tcp
+
+# What the test checks on real instances: {package: {what: (attribute, ...)}}.
+USED = {
+    "twisted": {
+        "twisted.internet.tcp.Connection": (
+            "dataBuffer",
+            "offset",
+            "_tempDataBuffer",
+            "_tempDataLen",
+            "writeSomeData",
+            "connected",
+            "disconnecting",
+        ),
+    },
+    "autobahn": {
+        "autobahn WebSocketServerProtocol (connected)": (
+            "_perMessageCompress",
+            "send_queue",
+            "sendPreparedMessage",
+            "sendCloseFrame",
+            "sendData",
+            "state",
+            "STATE_OPEN",
+            "CONFIG_ATTRS",
+        ),
+        "autobahn WebSocketServerFactory": ("prepareMessage",),
+        "autobahn PreparedMessage": ("payloadHybi", "doNotCompress"),
+    },
+    "daphne": {
+        "daphne.ws_protocol.WebSocketProtocol": ("handle_reply", "serverSend", "serverClose"),
+    },
+}
+
+
+# -- Twisted: what a socket holds unsent -------------------------------------------------
+
+
+def unsent_bytes(transport):
+    """Bytes written to a socket transport that the kernel has not taken yet."""
+    return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+
+
+def counts_unsent(transport):
+    """A socket transport whose buffer we can read (TCP and Unix sockets; not TLS wrappers)."""
+    return isinstance(transport, tcp.Connection)
+
+
+def idle_socket_transport(transport):
+    """A connected socket transport with nothing buffered, so a direct write keeps the order."""
+    return (
+        isinstance(transport, tcp.Connection)  # TCP and Unix sockets; not TLS wrappers
+        and transport.connected
+        and not transport.disconnecting
+        and not getattr(transport, "_tempDataLen", 1)
+        and len(transport.dataBuffer) == transport.offset
+    )
+
+
+def write_now(transport, data):
+    """One ``send`` of ``data``: the byte count taken, or None when the connection is lost."""
+    written = transport.writeSomeData(data)
+    return written if isinstance(written, int) else None
+
+
+def unsent_head(transport, length):
+    """The first ``length`` unsent bytes (the rest of a frame the kernel took in part)."""
+    head = bytes(memoryview(transport.dataBuffer)[transport.offset :][:length])
+    for chunk in transport._tempDataBuffer:
+        if len(head) >= length:
+            break
+        head += chunk[: length - len(head)]
+    return head
+
+
+def replace_unsent(transport, data):
+    """Forget everything the transport holds unsent and leave ``data`` to be sent instead."""
+    transport.dataBuffer = data
+    transport.offset = 0
+    transport._tempDataBuffer = []
+    transport._tempDataLen = 0
+
+
+# -- Autobahn: prepared frames and its own queue -----------------------------------------
+
+
+def autobahn_queue_bytes(protocol):
+    """Bytes in Autobahn's own queue of chopped/synchronous sends (empty unless used)."""
+    queue = getattr(protocol, "send_queue", None)
+    return sum(len(data) for data, _ in queue) if queue else 0
+
+
+def autobahn_queue_busy(protocol):
+    return bool(protocol.send_queue)
+
+
+def clear_autobahn_queue(protocol):
+    """Forget Autobahn's queued sends (a socket closed as a slow reader)."""
+    protocol.send_queue.clear()
+
+
+def prepare(factory, payload, binary=False):
+    """A frame encoded once, to be written to many sockets."""
+    return factory.prepareMessage(payload, isBinary=binary)
+
+
+def compressed_per_socket(protocol, prepared):
+    """Whether this socket must compress the prepared message itself (its bytes won't do)."""
+    return protocol._perMessageCompress is not None and not prepared.doNotCompress
+
+
+def wire_bytes(prepared):
+    """The prepared frame's bytes on the wire, uncompressed."""
+    return prepared.payloadHybi
+
+
+def send_compressed(protocol, prepared):
+    protocol.sendPreparedMessage(prepared)
+
+
+def config_attributes(protocol_class):
+    """The option names Autobahn copies from the factory into each protocol instance."""
+    return protocol_class.CONFIG_ATTRS
+
+
+def close_frame(protocol, code):
+    """Send a close frame with any valid code (``sendClose`` refuses 1001, 1009, 1013...)."""
+    protocol.sendCloseFrame(code=code, isReply=False)
