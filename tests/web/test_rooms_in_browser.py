@@ -83,5 +83,6 @@ def test_discover_join_members_history_and_logout(browser, web_daemon):
     # Logging out revokes the login and leaves no token in the browser's storage.
     dora.get_by_role("button", name="Log out").click()
     see(dora.get_by_role("button", name="Log in")).to_be_visible()
+    see(dora.locator("#rooms li")).to_have_count(0)  # nothing of hers left for the next person
     storage = dora.evaluate("[localStorage.length, sessionStorage.length, document.cookie]")
     assert storage == [0, 0, ""]

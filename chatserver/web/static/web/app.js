@@ -55,22 +55,33 @@ async function enter(action) {
     return;
   }
   $("login-password").value = "";
-  state.me = { id: Number(auth.claims()?.sub), username };
+  const id = Number(auth.claims()?.sub);
+  if (!state.me || state.me.id !== id) forgetEverything(); // someone else: nothing of theirs
+  state.me = { id, username };
   $("me").textContent = username;
   $("login").hidden = true;
   $("chat").hidden = false;
   connection.start();
 }
 
-async function logout() {
-  connection.stop();
-  await auth.logout();
+// What one login showed and queued; a login as the same user after a lost session keeps it
+// (its unsent messages go out once back), a log out or another user does not.
+function forgetEverything() {
   state.rooms.clear();
   state.timelines.clear();
   state.outbox = [];
   state.openRoom = null;
+  state.me = null;
+  readSent.clear();
+  $("chat").classList.remove("in-room");
   clear($("rooms"));
   clear($("messages"));
+}
+
+async function logout() {
+  connection.stop();
+  await auth.logout();
+  forgetEverything();
   showLogin("");
 }
 

@@ -167,6 +167,7 @@ export class Connection {
   }
 
   reconnectNow() {
+    if (this.stopped) return; // logged out: nothing to reconnect
     clearTimeout(this.retryTimer);
     this.attempt = 0;
     if (!this.socket) this.start();
