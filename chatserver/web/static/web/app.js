@@ -225,10 +225,39 @@ function messageArrived(roomId, message) {
     state.outbox = state.outbox.filter((item) => item.client_msg_id !== message.client_msg_id);
   }
   if (message.author && message.author.id !== state.me.id) {
-    connection.send("message.acknowledged", { rooms: { [roomId]: message.seq } });
+    acknowledge(roomId, message.seq);
     stopTyping(roomId, message.author.id);
   }
 }
+
+// Delivery acks and read cursors share the "read" rate bucket with heartbeats: a busy room
+// must not spend it, so both go out at most once per CURSOR_FLUSH_MS, the highest seq per room.
+const CURSOR_FLUSH_MS = 1000;
+
+function cursorBatch(eventType) {
+  const pending = new Map();
+  let timer = null;
+  const flush = () => {
+    timer = null;
+    if (!pending.size || !connection.isOpen) return;
+    const rooms = Object.fromEntries(pending);
+    pending.clear();
+    if (eventType === "message.read") {
+      connection.request(eventType, { rooms }).catch(() => {
+        for (const roomId of Object.keys(rooms)) readSent.delete(Number(roomId));
+      });
+    } else {
+      connection.send(eventType, { rooms });
+    }
+  };
+  return (roomId, seq) => {
+    pending.set(roomId, Math.max(seq, pending.get(roomId) || 0));
+    if (!timer) timer = setTimeout(flush, CURSOR_FLUSH_MS);
+  };
+}
+
+const acknowledge = cursorBatch("message.acknowledged");
+const sendRead = cursorBatch("message.read");
 
 const refreshRoomsSoon = debounce(() => {
   if (connection.isOpen) loadRooms().catch(() => {});
@@ -511,7 +540,7 @@ function markRead(roomId, messages) {
   }
   if ((readSent.get(roomId) || 0) >= newest) return;
   readSent.set(roomId, newest);
-  connection.request("message.read", { rooms: { [roomId]: newest } }).catch(() => readSent.delete(roomId));
+  sendRead(roomId, newest);
 }
 
 function receiptsChanged(data) {
