@@ -14,6 +14,7 @@ APT    := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 # nginx-light for the tests (each test run starts its own throwaway servers; the nginx site is
 # checked with `nginx -t` and run in front of several daemons); in CI also systemd, so the units
 # are checked with `systemd-analyze verify` and `security` (those tests skip where absent).
+# chromium: the web client's browser tests (Playwright drives it; never a downloaded browser).
 system-packages:
 	@need=""; \
 	$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || need="$$need python3-venv"; \
@@ -21,6 +22,7 @@ system-packages:
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$$need postgresql"; \
 	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need="$$need nginx-light"; \
 	if [ -n "$$CI" ] && ! command -v systemd-analyze >/dev/null 2>&1; then need="$$need systemd"; fi; \
+	command -v chromium >/dev/null 2>&1 || need="$$need chromium"; \
 	if [ -n "$$need" ]; then \
 		echo "installing Debian packages:$$need"; \
 		$(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq $$need; \
@@ -37,6 +39,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
+	# the web client and the admin's static files, with gzip and Brotli copies (var/static)
+	$(BIN)/chatserver collectstatic --noinput -v0
 	$(BIN)/twistd -n --pidfile= -l - chat --port 8000
 
 lint: $(STAMP)

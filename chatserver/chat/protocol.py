@@ -196,6 +196,20 @@ def cursor_map_field(max_items):
     return check
 
 
+SEARCH_MIN_LENGTH = 2
+SEARCH_MAX_LENGTH = 100
+DISCOVER_MAX_LIMIT = 50
+
+
+def search_field(name, value):
+    """A search prefix: at least SEARCH_MIN_LENGTH characters once blanks are trimmed, so one
+    letter cannot page through the whole user table."""
+    value = text_field(SEARCH_MAX_LENGTH)(name, value).strip()
+    if len(value) < SEARCH_MIN_LENGTH:
+        raise invalid(f"'{name}' needs at least {SEARCH_MIN_LENGTH} characters.")
+    return value
+
+
 # -- events ----------------------------------------------------------------------------------
 
 
@@ -319,6 +333,14 @@ CLIENT_EVENTS = {
         _event("presence.hide", "manage", hidden=(bool_field, REQUIRED)),
         _event("user.block", "manage", user_id=(id_field, REQUIRED)),
         _event("user.unblock", "manage", user_id=(id_field, REQUIRED)),
+        _event("user.search", "read", query=(search_field, REQUIRED)),
+        _event(
+            "room.discover",
+            "read",
+            query=(text_field(SEARCH_MAX_LENGTH, blank=True), OPTIONAL),
+            limit=(int_field(1, DISCOVER_MAX_LIMIT), OPTIONAL),
+            before=(text_field(64), OPTIONAL),
+        ),
         _event("message.read", "read", rooms=(cursor_map_field(MAX_LIST_ITEMS), REQUIRED)),
         _event("message.acknowledged", "read", rooms=(cursor_map_field(MAX_LIST_ITEMS), REQUIRED)),
         _event(
@@ -354,6 +376,8 @@ SERVER_EVENTS = (
     "roommute.dispatch",
     "presence.dispatch",
     "presencesetting.dispatch",
+    "usersearch.dispatch",
+    "roomdiscover.dispatch",
     "error",
 )
 

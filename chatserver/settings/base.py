@@ -16,10 +16,14 @@ INSTALLED_APPS = [
     "channels",
     "guardian",
     "chatserver.chat",
+    "chatserver.web",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the web client's and the admin's), compressed and cached, before anything
+    # that would look at the session or the database (chatserver/web/static.py).
+    "chatserver.web.static.StaticFilesMiddleware",
     "chatserver.chat.login_throttle.login_throttle_middleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -67,6 +71,15 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = os.environ.get("CHATSERVER_STATIC_ROOT") or str(STATE_DIR / "static")
+# `chatserver collectstatic` writes gzip and Brotli copies next to each file; whitenoise serves
+# them to clients that accept them. Names are not hashed (the web client's ES modules import each
+# other by plain relative names), so files are cached briefly and revalidated by ETag.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_MAX_AGE = env_int("CHATSERVER_STATIC_MAX_AGE", 300)
+WHITENOISE_USE_FINDERS = True  # uncollected files are served from source (uncompressed)
 
 # WebSocket handshakes must come from a page of this site (cross-site WebSocket hijacking). By
 # default the Origin's host is checked against ALLOWED_HOSTS, whatever its scheme and port; full

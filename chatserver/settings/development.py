@@ -24,6 +24,8 @@ DEBUG = env_flag("DEBUG", True)
 SECRET_KEY = os.environ.get("SECRET_KEY") or DEVELOPMENT_SECRET_KEY
 ALLOWED_HOSTS = allowed_hosts(["localhost", "127.0.0.1", "[::1]"])
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# POST /api/signup/ and the web client's "Sign up": open in development.
+ALLOW_SIGNUP = env_flag("CHATSERVER_ALLOW_SIGNUP", True)
 
 DATABASES = databases(os.environ.get("DATABASE_URL"), STATE_DIR / "db.sqlite3")
 CHANNEL_LAYERS = channel_layers(REDIS_URL)

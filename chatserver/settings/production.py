@@ -22,6 +22,8 @@ DEBUG = env_flag("DEBUG", False)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 ALLOWED_HOSTS = allowed_hosts([])
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# POST /api/signup/ (self-service accounts): closed unless the operator opens it.
+ALLOW_SIGNUP = env_flag("CHATSERVER_ALLOW_SIGNUP", False)
 
 check_production(
     secret_key=SECRET_KEY, allowed_hosts=ALLOWED_HOSTS, redis_url=REDIS_URL, debug=DEBUG

@@ -67,6 +67,8 @@ MATRIX = [
     ("presence.hide", {"hidden": True}, ("ok", "ok", "ok", "ok")),
     ("user.block", {"user_id": "erin"}, ("ok", "ok", "ok", "ok")),
     ("user.unblock", {"user_id": "erin"}, ("ok", "ok", "ok", "ok")),
+    ("user.search", {"query": "er"}, ("ok", "ok", "ok", "ok")),
+    ("room.discover", {}, ("ok", "ok", "ok", "ok")),
 ]
 
 CASES = [

@@ -7,7 +7,7 @@ A handler in PIPELINED may finish its answer with ``conn.later``: the consumer r
 frame meanwhile, and answers stay in frame order (any other event waits for them first).
 """
 
-from . import messages, moderation, presence, rooms, session, users
+from . import discovery, messages, moderation, presence, rooms, session, users
 
 HANDLERS = {
     "session.heartbeat": session.heartbeat,
@@ -34,6 +34,8 @@ HANDLERS = {
     "presence.hide": presence.hide,
     "user.block": users.block,
     "user.unblock": users.unblock,
+    "user.search": users.search,
+    "room.discover": discovery.discover,
 }
 
 PIPELINED = frozenset({"message.send"})

@@ -1,4 +1,5 @@
-"""User events: user.block and user.unblock (answered to the requesting socket only)."""
+"""User events: user.block, user.unblock and user.search (answered to the requesting socket
+only)."""
 
 from channels.db import database_sync_to_async
 
@@ -14,3 +15,10 @@ async def block(conn, frame, data):
 
 async def unblock(conn, frame, data):
     await conn.reply(frame, service.USER_BLOCK, await unblock_user(conn.user, data["user_id"]))
+
+
+search_users = database_sync_to_async(service.search)
+
+
+async def search(conn, frame, data):
+    await conn.reply(frame, service.USER_SEARCH, await search_users(conn.user, data["query"]))

@@ -1,13 +1,16 @@
-"""Users as other users meet them: who may be added to rooms, and blocking.
+"""Users as other users meet them: finding them, who may be added to rooms, and blocking.
 
 Refusals never tell an unknown id, an inactive user and a user who blocked you apart: the room
 events would otherwise enumerate the user table and tell who blocked whom.
 """
 
 from django.contrib.auth import get_user_model
+from django.db.models import Q, Value
+from django.db.models.functions import Concat
 
 from ..models import Block
 from ..protocol import ERROR_NOT_FOUND, ERROR_PERMISSION_DENIED, ProtocolError
+from ..serializers import user_payload
 
 USER_BLOCK = "userblock.dispatch"
 
@@ -46,3 +49,29 @@ def block(actor, user_id):
 def unblock(actor, user_id):
     deleted, _ = Block.objects.filter(blocker=actor, blocked_id=user_id).delete()
     return {"user_id": user_id, "blocked": False, "changed": bool(deleted)}
+
+
+USER_SEARCH = "usersearch.dispatch"
+SEARCH_MAX_RESULTS = 20
+
+
+def search(actor, query):
+    """Active users whose username, first name, last name or full name starts with ``query``
+    (case-insensitive), at most SEARCH_MAX_RESULTS by username; the searcher and users who
+    blocked the searcher are left out. Only ids, usernames and display names are returned."""
+    full_name = Concat("first_name", Value(" "), "last_name")
+    matches = (
+        get_user_model()
+        .objects.annotate(full_name=full_name)
+        .filter(
+            Q(username__istartswith=query)
+            | Q(first_name__istartswith=query)
+            | Q(last_name__istartswith=query)
+            | Q(full_name__istartswith=query),
+            is_active=True,
+        )
+        .exclude(pk=actor.pk)
+        .exclude(chat_blocks__blocked=actor)
+        .order_by("username")
+    )
+    return {"query": query, "users": [user_payload(user) for user in matches[:SEARCH_MAX_RESULTS]]}
