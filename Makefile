@@ -62,7 +62,7 @@ test: system-packages $(STAMP)
 		tests/daemon/test_sigterm.py
 
 # The benchmark against plain daphne, uvicorn, the reference package and bare Autobahn
-# (≈ 45 min; results in bench/results/<stamp>/, see docs/performance.md).
+# (≈ 60 min on 2 cores; results in bench/results/<stamp>/, see docs/performance.md).
 bench: system-packages $(STAMP)
 	$(BIN)/python -m bench.run --make-ref-venv --snapshot
 

@@ -1,7 +1,9 @@
-"""Entry points for the daemon (manhole, stats): post into rooms and count them.
+"""Operator entry points (the manhole's helpers, the daemon's STATUS line): post a system
+message into a room, count rooms and messages.
 
-They take the same path as a client's message.send (seq, transaction, log, pre-encoded
-broadcast), so a system message reaches resume and history like any other.
+A system message is stored like a client's (the room's next seq and its event-log row in one
+transaction; services.messages.system_message, through the ORM in the database thread) and
+broadcast as one pre-encoded frame, so it reaches history and resume like any other.
 """
 
 from channels.db import database_sync_to_async

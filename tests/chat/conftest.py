@@ -127,7 +127,7 @@ async def fresh_layer():
 
 @pytest.fixture
 def redis_layer(settings, redis_url):
-    """The real channels-redis layer for this test (socket_timeout None: see architecture.md)."""
+    """The real channels-redis layer for this test (socket_timeout None: redis-py's 5 s default would end idle sockets)."""
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
