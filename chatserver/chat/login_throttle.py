@@ -10,7 +10,6 @@ signal, which every ``authenticate()`` call sends.
 """
 
 import hashlib
-import json
 import math
 import time
 
@@ -21,6 +20,7 @@ from django.urls import reverse
 from django.utils.decorators import sync_and_async_middleware
 
 from .conf import option
+from .request_bodies import form_or_json
 
 PREFIX = "login-failures"
 
@@ -97,14 +97,8 @@ def _login_paths():
 
 
 def _username(request):
-    if request.content_type == "application/json":
-        try:
-            body = json.loads(request.body or b"{}")
-        except ValueError:
-            return None
-        value = body.get("username") if isinstance(body, dict) else None
-    else:
-        value = request.POST.get("username")
+    body = form_or_json(request)
+    value = None if body is None else body.get("username")
     return value if isinstance(value, str) else None
 
 

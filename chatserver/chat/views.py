@@ -5,25 +5,14 @@ configured backend applies; failures answer 401 with a JSON error, never a trace
 many of them 429 (login_throttle.py).
 """
 
-import json
-
 from django.contrib.auth import authenticate
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from .login_throttle import forget_failures
+from .request_bodies import form_or_json
 from .tokens import InvalidToken, issue_token_pair, revoke, rotate
-
-
-def _body(request):
-    if request.content_type == "application/json":
-        try:
-            payload = json.loads(request.body or b"{}")
-        except ValueError:
-            return None
-        return payload if isinstance(payload, dict) else None
-    return request.POST
 
 
 def _error(status, detail):
@@ -33,7 +22,7 @@ def _error(status, detail):
 @csrf_exempt
 @require_POST
 def obtain_token(request):
-    body = _body(request)
+    body = form_or_json(request)
     if body is None:
         return _error(400, "Body must be a JSON object.")
     username, password = body.get("username"), body.get("password")
@@ -48,7 +37,7 @@ def obtain_token(request):
 
 def _refresh_from(request):
     """The ``refresh`` string of the body, or an error response."""
-    body = _body(request)
+    body = form_or_json(request)
     if body is None:
         return None, _error(400, "Body must be a JSON object.")
     token = body.get("refresh")

@@ -6,8 +6,6 @@ model's own validator, the password through AUTH_PASSWORD_VALIDATORS. The answer
 lists what is wrong; 404 when sign-up is off; 429 past the per-address limit.
 """
 
-import json
-
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
@@ -18,20 +16,11 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from ..chat.login_throttle import client_address
+from ..chat.request_bodies import form_or_json
 from ..chat.tokens import issue_token_pair
 from . import signup_throttle
 
 TAKEN = "That username is taken."
-
-
-def _body(request):
-    if request.content_type == "application/json":
-        try:
-            payload = json.loads(request.body or b"{}")
-        except ValueError:
-            return None
-        return payload if isinstance(payload, dict) else None
-    return request.POST
 
 
 def _errors(status, **fields):
@@ -61,7 +50,7 @@ def signup(request):
         )
         response["Retry-After"] = str(wait)
         return response
-    body = _body(request)
+    body = form_or_json(request)
     if body is None:
         return JsonResponse({"detail": "Body must be a JSON object."}, status=400)
     username, password = body.get("username"), body.get("password")

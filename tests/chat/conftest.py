@@ -125,16 +125,31 @@ async def fresh_layer():
         await layer.flush()
 
 
+def layer_config(backend, redis_url):
+    """A channels-redis layer on the test's Redis. socket_timeout None: redis-py's 5 s default
+    would end idle sockets (channels-redis blocks longer than that in BZPOPMIN)."""
+    return {
+        "BACKEND": backend,
+        "CONFIG": {"hosts": [{"address": redis_url, "socket_timeout": None}]},
+    }
+
+
 @pytest.fixture
 def redis_layer(settings, redis_url):
-    """The real channels-redis layer for this test (socket_timeout None: redis-py's 5 s default would end idle sockets)."""
+    """The real channels-redis core layer for this test."""
     settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [{"address": redis_url, "socket_timeout": None}]},
-        }
+        "default": layer_config("channels_redis.core.RedisChannelLayer", redis_url)
     }
     yield get_channel_layer()
+    channel_layers.backends.clear()
+
+
+@pytest.fixture
+def pubsub_layer(settings, redis_url):
+    """The production layer (channels-redis pub/sub) for this test; yields its settings."""
+    config = layer_config("channels_redis.pubsub.RedisPubSubChannelLayer", redis_url)
+    settings.CHANNEL_LAYERS = {"default": config}
+    yield config
     channel_layers.backends.clear()
 
 

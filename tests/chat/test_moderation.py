@@ -271,21 +271,6 @@ async def test_mute_rules(connect, users, room):
     assert await bob.error("message.send", {"room_id": room_id, "content": "x"}) == 4002
 
 
-@pytest.fixture
-def pubsub_layer(settings, redis_url):
-    """The production layer (channels-redis pub/sub) on a real Redis."""
-    from channels.layers import channel_layers
-
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [{"address": redis_url, "socket_timeout": None}]},
-        }
-    }
-    yield
-    channel_layers.backends.clear()
-
-
 async def test_admin_broadcasts_travel_through_redis(
     admin_client, connect, users, room, pubsub_layer
 ):

@@ -5,7 +5,7 @@ import asyncio
 import time
 
 import pytest
-from channels.layers import channel_layers, get_channel_layer
+from channels.layers import get_channel_layer
 
 from chatserver.chat.models import PresenceSetting
 from chatserver.chat.services import rooms as room_service
@@ -164,18 +164,6 @@ async def test_unsubscribed_sockets_get_no_presence_frames(connect, users, room,
 
 
 # -- through Redis: what another daemon publishes reaches this one's subscribers -------------
-
-
-@pytest.fixture
-def pubsub_layer(settings, redis_url):
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [{"address": redis_url, "socket_timeout": None}]},
-        }
-    }
-    yield settings.CHANNEL_LAYERS["default"]
-    channel_layers.backends.clear()
 
 
 async def test_presence_travels_between_daemons_through_redis_pubsub(

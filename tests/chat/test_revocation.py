@@ -164,21 +164,6 @@ async def test_a_deleted_user_is_cut_off(client, alice):
     assert await closed_with_4001(socket)
 
 
-@pytest.fixture
-def pubsub_layer(settings, redis_url):
-    """The production layer (channels-redis pub/sub) on a real Redis."""
-    from channels.layers import channel_layers
-
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [{"address": redis_url, "socket_timeout": None}]},
-        }
-    }
-    yield
-    channel_layers.backends.clear()
-
-
 async def test_the_close_travels_through_redis(client, alice, pubsub_layer):
     """What reaches every daemon: the close goes out as a layer group message, so a socket
     held by any process subscribed to the user's group is closed."""
