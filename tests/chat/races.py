@@ -1,12 +1,14 @@
 """Helpers for races the database and the batchers must settle."""
 
 import asyncio
+import contextlib
 import inspect
+import threading
 
 from django.db import connection, transaction
 
 from chatserver.chat import eventlog
-from chatserver.chat.models import Message
+from chatserver.chat.models import Message, Room
 
 
 async def wait_for(predicate, timeout=5):
@@ -72,3 +74,28 @@ class HeldBatches:
             raise AssertionError(
                 f"{what}: batches {self.sizes}, {self.waiting()} waiting"
             ) from None
+
+
+@contextlib.asynccontextmanager
+async def room_row_held(room_id):
+    """Another connection holds the room's row lock (SELECT ... FOR UPDATE) for the block:
+    a batch storing into that room waits on it meanwhile."""
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_room():
+        try:
+            with transaction.atomic():
+                Room.objects.select_for_update().get(pk=room_id)
+                holding.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_the_room)
+    holder.start()
+    try:
+        assert await asyncio.to_thread(holding.wait, 10)
+        yield
+    finally:
+        release.set()
+        await asyncio.to_thread(holder.join, 10)

@@ -13,7 +13,7 @@ import warnings
 import psycopg
 import pytest
 from channels.db import database_sync_to_async
-from django.db import connection, transaction
+from django.db import connection
 
 from chatserver.chat import eventlog, loopstore
 from chatserver.chat.models import Message, Room, RoomEvent
@@ -21,7 +21,7 @@ from chatserver.chat.protocol import ERROR_UNAVAILABLE, ProtocolError
 from chatserver.chat.services import one_statement
 from chatserver.chat.services import rooms as room_service
 
-from .races import store_a_resend_and_hold, wait_for
+from .races import room_row_held, store_a_resend_and_hold, wait_for
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -239,21 +239,7 @@ async def test_a_cancelled_statement_drops_the_connection_and_the_next_one_recon
     room_id = await database_sync_to_async(make_room)(users.alice, [])
     await loopstore.send_messages([(users.alice, room_id, {"content": "first"})])
     pid = backend_pid()
-    holding, release = threading.Event(), threading.Event()
-
-    def hold_the_room():
-        try:
-            with transaction.atomic():
-                Room.objects.select_for_update().get(pk=room_id)
-                holding.set()
-                release.wait(10)
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=hold_the_room)
-    holder.start()
-    try:
-        assert await asyncio.to_thread(holding.wait, 10)
+    async with room_row_held(room_id):
         batch = asyncio.ensure_future(
             loopstore.send_messages([(users.alice, room_id, {"content": "cancelled"})])
         )
@@ -262,9 +248,6 @@ async def test_a_cancelled_statement_drops_the_connection_and_the_next_one_recon
         with pytest.raises(asyncio.CancelledError):
             await batch
         assert store_of_this_loop()._connection is None
-    finally:
-        release.set()
-        await asyncio.to_thread(holder.join, 10)
     (outcome,) = await loopstore.send_messages([(users.alice, room_id, {"content": "next"})])
     assert backend_pid() != pid
     stored, _, _, last_seq = await rows_of(room_id)

@@ -3,12 +3,11 @@ the housekeeping jobs and a failure of the event loop's connection check it firs
 (chat/reconnect.py). PostgreSQL only: make test runs the chat tests there too."""
 
 import asyncio
-import threading
 
 import psycopg
 import pytest
 from channels.db import database_sync_to_async
-from django.db import connection, transaction
+from django.db import connection
 
 from chatserver.chat import loopstore, sessions
 from chatserver.chat.models import Room
@@ -16,7 +15,7 @@ from chatserver.chat.protocol import ERROR_UNAVAILABLE, ProtocolError
 from chatserver.chat.services import one_statement
 from chatserver.chat.services import rooms as room_service
 
-from .races import wait_for
+from .races import room_row_held, wait_for
 from .test_loopstore import waiting_on_a_lock
 
 pytestmark = [
@@ -79,21 +78,7 @@ async def test_a_statement_cut_off_by_the_server_is_4503_and_the_thread_is_check
     await loopstore.send_messages([(users.alice, room_id, {"content": "first"})])
     store = loopstore.install(asyncio.get_running_loop())
     loop_pid = store._connection.info.backend_pid
-    holding, release = threading.Event(), threading.Event()
-
-    def hold_the_room():
-        try:
-            with transaction.atomic():
-                Room.objects.select_for_update().get(pk=room_id)
-                holding.set()
-                release.wait(10)
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=hold_the_room)
-    holder.start()
-    try:
-        assert await asyncio.to_thread(holding.wait, 10)
+    async with room_row_held(room_id):
         batch = asyncio.ensure_future(
             loopstore.send_messages([(users.alice, room_id, {"content": "cut off"})])
         )
@@ -102,9 +87,6 @@ async def test_a_statement_cut_off_by_the_server_is_4503_and_the_thread_is_check
         with pytest.raises(ProtocolError) as refused:
             await batch
         assert refused.value.code == ERROR_UNAVAILABLE
-    finally:
-        release.set()
-        await asyncio.to_thread(holder.join, 10)
     assert await database_sync_to_async(Room.objects.filter(pk=room_id).exists)()
     (outcome,) = await loopstore.send_messages([(users.alice, room_id, {"content": "next"})])
     assert outcome[0]["seq"] == 3  # "cut off" was not stored
