@@ -10,11 +10,14 @@ opens a new one at the next query.
 """
 
 import functools
+import logging
 
 from channels.db import database_sync_to_async
 from django.db import InterfaceError, OperationalError, connections
 
 from .protocol import ERROR_UNAVAILABLE, ProtocolError
+
+logger = logging.getLogger(__name__)
 
 # What a query raises when the server went away, is restarting or refuses connections.
 LOST = (OperationalError, InterfaceError)
@@ -41,13 +44,23 @@ def unavailable():
 
 
 def refused_while_lost(function):
-    """Wrap an async database call so that a lost connection answers 4503, not 4006."""
+    """Wrap an async database call so that a lost connection answers 4503, not 4006, and is
+    closed at once, so the next call opens a new one.
+
+    Channels closes a broken connection after the call too, but from the worker thread's own
+    context: where the calls ran in contexts of their own (many consumers at once), the one
+    that broke can be out of its sight and kept, failing every later call.
+    """
 
     @functools.wraps(function)
     async def call(*args, **kwargs):
         try:
             return await function(*args, **kwargs)
         except LOST as error:
+            try:
+                await drop_dead_thread_connections()
+            except Exception:  # noqa: BLE001 - a check only; the caller gets 4503 anyway
+                logger.debug("checking the database thread's connection failed", exc_info=True)
             raise unavailable() from error
 
     return call
