@@ -9,7 +9,7 @@ import secrets
 
 import pytest
 
-from .chat_page import contents, expect, message, send, sign_up
+from .chat_page import contents, create_users, expect, log_in, message, send
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -25,8 +25,9 @@ def test_presence_dots_follow_hiding_and_closing(browser, web_daemon):
     ada_name, bob_name = f"ada{suffix}", f"bob{suffix}"
     ada_ctx = browser.new_context()
     ada, bob = ada_ctx.new_page(), browser.new_context().new_page()
-    sign_up(ada, web_daemon.url, ada_name)
-    sign_up(bob, web_daemon.url, bob_name)
+    create_users(web_daemon.env, ada_name, bob_name)
+    log_in(ada, web_daemon.url, ada_name)
+    log_in(bob, web_daemon.url, bob_name)
 
     ada.get_by_role("button", name="New chat").click()
     ada.get_by_role("textbox", name="Find people").fill(bob_name)
@@ -67,7 +68,8 @@ def test_forward_a_message_to_another_room(browser, web_daemon):
     see = expect()
     suffix = secrets.token_hex(3)
     page = browser.new_context().new_page()
-    sign_up(page, web_daemon.url, f"fay{suffix}")
+    create_users(web_daemon.env, f"fay{suffix}")
+    log_in(page, web_daemon.url, f"fay{suffix}")
     create_group(page, f"Target {suffix}")
     create_group(page, f"Source {suffix}")
     send(page, "Worth passing on")
@@ -84,3 +86,44 @@ def test_forward_a_message_to_another_room(browser, web_daemon):
     see(page.locator("#room-title")).to_have_text(f"Target {suffix}")
     see(contents(page)).to_have_text(["Worth passing on"])
     see(message(page, "Worth passing on").locator(".forwarded")).to_have_text("Forwarded")
+
+
+def test_owner_renames_and_locks_a_group_and_a_member_sees_no_settings(browser, web_daemon):
+    see = expect()
+    suffix = secrets.token_hex(3)
+    olga_name, pete_name = f"olga{suffix}", f"pete{suffix}"
+    room_name, new_name = f"Garden {suffix}", f"Allotment {suffix}"
+    olga = browser.new_context().new_page()
+    pete = browser.new_context().new_page()
+    create_users(web_daemon.env, olga_name, pete_name)
+    log_in(olga, web_daemon.url, olga_name)
+    log_in(pete, web_daemon.url, pete_name)
+    create_group(olga, room_name, public=True)
+
+    pete.get_by_role("button", name="Find rooms").click()
+    pete.get_by_role("textbox", name="Find public rooms").fill(room_name)
+    pete.get_by_role("button", name=f"Join {room_name}").click()
+    see(pete.locator("#room-title")).to_have_text(room_name)
+    see(pete.get_by_role("button", name="Members")).to_be_visible()
+    see(pete.get_by_role("button", name="Room settings")).to_have_count(0)
+    see(pete.get_by_label("Message")).to_be_visible()
+
+    # The owner renames and locks the group: the member sees the new name and may not write.
+    olga.get_by_role("button", name="Room settings").click()
+    olga.get_by_label("Rename room").fill(new_name)
+    olga.get_by_label("Locked").check()
+    olga.get_by_role("button", name="Save settings").click()
+    see(olga.locator("#room-title")).to_have_text(new_name)
+    see(pete.locator("#room-title")).to_have_text(new_name)
+    see(pete.locator("#rooms button", has_text=new_name)).to_have_count(1)
+    see(pete.get_by_text("Only admins can write in this room.")).to_be_visible()
+    see(pete.get_by_label("Message")).to_be_hidden()
+    see(olga.get_by_label("Message")).to_be_visible()
+    see(pete.get_by_role("button", name="Room settings")).to_have_count(0)
+
+    # Made an admin, he gets the settings and may write again.
+    olga.get_by_role("button", name="Members").click()
+    olga.get_by_role("button", name=f"Make {pete_name} admin").click()
+    see(olga.get_by_role("button", name=f"Revoke admin from {pete_name}")).to_be_visible()
+    see(pete.get_by_role("button", name="Room settings")).to_be_visible()
+    see(pete.get_by_label("Message")).to_be_visible()

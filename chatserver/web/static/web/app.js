@@ -213,6 +213,7 @@ async function loadRooms() {
   } while (before);
   for (const roomId of [...state.rooms.keys()]) if (!seen.has(roomId)) forgetRoom(roomId);
   renderRooms();
+  renderRoomHeader();
 }
 
 function forgetRoom(roomId) {
@@ -260,6 +261,7 @@ function handleFrame(frame) {
   if (eventType === "message.dispatch") messageArrived(roomId, data.message);
   else if (eventType === "messagemodification.dispatch") line.put(data.message);
   else if (eventType === "reaction.dispatch") line.react(data.message_id, data.emoji, data.user.id, data.action === "add");
+  else if (eventType === "roomupdate.dispatch") roomUpdated(roomId, data.room);
   if (ROOM_CHANGES.has(eventType) || !known) {
     refreshRoomsSoon();
     if (eventType !== "roomupdate.dispatch") subscribePresenceSoon();
@@ -466,11 +468,22 @@ async function loadMembers(roomId) {
 
 function renderPane() {
   const room = state.rooms.get(state.openRoom);
-  $("compose").hidden = !room;
-  $("members-button").hidden = !room;
-  $("room-title").textContent = room ? roomTitle(room) : "Pick a conversation";
+  $("settings").hidden = true;
+  renderRoomHeader();
   if (!room) $("chat").classList.remove("in-room");
   renderMessages({ toBottom: true });
+}
+
+// The title, the buttons and the composer of the open room: they follow renames, role changes
+// and locking as they arrive.
+function renderRoomHeader() {
+  const room = state.rooms.get(state.openRoom);
+  $("room-title").textContent = room ? roomTitle(room) : "Pick a conversation";
+  $("members-button").hidden = !room;
+  $("settings-button").hidden = !canModerate(room);
+  if (!canModerate(room)) $("settings").hidden = true;
+  $("compose").hidden = !canSend(room);
+  $("compose-closed").hidden = !room || canSend(room);
 }
 
 function pageVisible() {
@@ -721,6 +734,73 @@ async function removeMessage(message) {
   }
 }
 
+// -- room settings (owners and admins) ------------------------------------------------------
+
+function roomUpdated(roomId, changed) {
+  const room = state.rooms.get(roomId);
+  if (!room || !changed) return;
+  const { role: _role, ...fields } = changed; // the role is this user's, from room.list
+  Object.assign(room, fields);
+  renderRooms();
+  if (state.openRoom === roomId) renderRoomHeader();
+}
+
+function openSettings() {
+  const room = state.rooms.get(state.openRoom);
+  const box = $("settings");
+  box.hidden = !box.hidden;
+  if (box.hidden || !room) return;
+  $("settings-name").value = room.name || "";
+  $("settings-description").value = room.description || "";
+  $("settings-locked").checked = Boolean(room.locked);
+  $("settings-locked-label").hidden = room.type !== "group";
+  $("settings-delete").hidden = room.role !== "owner";
+  $("settings-delete-confirm").hidden = true;
+  $("settings-name").focus();
+}
+
+async function saveSettings() {
+  const room = state.rooms.get(state.openRoom);
+  if (!room) return;
+  const data = { room_id: room.id, action: "update" };
+  const name = $("settings-name").value.trim();
+  const description = $("settings-description").value;
+  if (name && name !== room.name) data.name = name;
+  if (description !== (room.description || "")) data.description = description;
+  if (room.type === "group" && $("settings-locked").checked !== Boolean(room.locked)) data.locked = $("settings-locked").checked;
+  if (Object.keys(data).length === 2) {
+    flash("Nothing to change");
+    return;
+  }
+  try {
+    const reply = await connection.request("room.modify", data);
+    roomUpdated(room.id, reply.data.room);
+    $("settings").hidden = true;
+    flash("Room settings saved");
+  } catch (error) {
+    flash(`Not saved: ${error.message}`);
+  }
+}
+
+async function deleteRoom() {
+  const roomId = state.openRoom;
+  if (!roomId) return;
+  try {
+    await connection.request("room.modify", { room_id: roomId, action: "delete" });
+    forgetRoom(roomId);
+  } catch (error) {
+    flash(`Not deleted: ${error.message}`);
+  }
+}
+
+async function setAdmin(roomId, userId, admin) {
+  try {
+    await connection.request("room.modify", { room_id: roomId, action: admin ? "add_admin" : "remove_admin", members: [userId] });
+  } catch (error) {
+    flash(`Role not changed: ${error.message}`);
+  }
+}
+
 // -- forwarding -----------------------------------------------------------------------------
 
 // Whether this user may write in the room (docs/protocol.md, Roles and permissions): channel
@@ -765,11 +845,18 @@ function renderMembers() {
   clear(list);
   for (const member of line.members || []) {
     const removable = canModerate(room) && member.id !== state.me.id && member.role !== "owner";
+    const promotable = canModerate(room) && room.role === "owner" && member.id !== state.me.id && member.role !== "owner";
     list.append(
       el(
         "li",
         {},
         el("span", {}, member.id === state.me.id ? null : presenceDot(member.id), `${member.display_name} (@${member.username}) · ${member.role}`),
+        promotable && member.role === "admin"
+          ? el("button", { type: "button", className: "secondary", text: "Revoke admin", "aria-label": `Revoke admin from ${member.username}`, onclick: () => setAdmin(roomId, member.id, false) })
+          : null,
+        promotable && member.role === "member"
+          ? el("button", { type: "button", className: "secondary", text: "Make admin", "aria-label": `Make ${member.username} admin`, onclick: () => setAdmin(roomId, member.id, true) })
+          : null,
         removable ? el("button", { type: "button", className: "secondary", text: "Remove", "aria-label": `Remove ${member.username}`, onclick: () => removeMember(roomId, member.id) }) : null,
       ),
     );
@@ -932,6 +1019,16 @@ function wire() {
     if (!$("members").hidden) renderMembers();
   });
   $("add-member-query").addEventListener("input", addMemberSearch);
+  $("settings-button").addEventListener("click", openSettings);
+  $("settings-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    saveSettings();
+  });
+  $("settings-delete").addEventListener("click", () => {
+    $("settings-delete-confirm").hidden = false;
+    $("settings-delete-confirm").focus();
+  });
+  $("settings-delete-confirm").addEventListener("click", deleteRoom);
   $("add-member-form").addEventListener("submit", (event) => event.preventDefault());
   $("compose").addEventListener("submit", (event) => {
     event.preventDefault();
