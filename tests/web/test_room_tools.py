@@ -24,7 +24,8 @@ def test_presence_dots_follow_hiding_and_closing(browser, web_daemon):
     suffix = secrets.token_hex(3)
     ada_name, bob_name = f"ada{suffix}", f"bob{suffix}"
     ada_ctx = browser.new_context()
-    ada, bob = ada_ctx.new_page(), browser.new_context().new_page()
+    bob_ctx = browser.new_context()
+    ada, bob = ada_ctx.new_page(), bob_ctx.new_page()
     create_users(web_daemon.env, ada_name, bob_name)
     log_in(ada, web_daemon.url, ada_name)
     log_in(bob, web_daemon.url, bob_name)
@@ -41,6 +42,15 @@ def test_presence_dots_follow_hiding_and_closing(browser, web_daemon):
     room.click()
     bob.get_by_role("button", name="Members").click()
     see(dot(bob, "#member-list li", ada_name)).to_have_text("online")
+
+    # bob's network drops: ada sees him offline; back, he is online and subscribed again (the
+    # changes below reach his new socket only through the renewed subscription).
+    bob_ctx.set_offline(True)
+    see(bob.locator("#status")).to_have_text("Offline")
+    see(dot(ada, "#rooms button", bob_name)).to_have_text("offline")
+    bob_ctx.set_offline(False)
+    see(bob.locator("#status")).to_have_text("")
+    see(dot(ada, "#rooms button", bob_name)).to_have_text("online")
 
     # ada hides her presence from the user menu: bob sees her offline, then online again.
     ada.get_by_text("My account").click()

@@ -144,10 +144,12 @@ function presenceChanged(users) {
 // A dot whose shape differs by status (filled, ring with a dot, hollow ring) and whose status is
 // also text for screen readers and a tooltip: never colour alone.
 function presenceDot(userId) {
-  const status = state.presence.get(userId)?.status || "offline";
+  const known = state.presence.get(userId);
+  const status = known?.status || "offline";
+  const title = known?.last_seen ? `${status}, last seen ${dayLabel(known.last_seen)} ${timeLabel(known.last_seen)}` : status;
   return el(
     "span",
-    { className: `presence presence-${status}`, dataset: { userId }, title: status },
+    { className: `presence presence-${status}`, dataset: { userId }, title },
     el("span", { className: "dot", "aria-hidden": "true" }),
     el("span", { className: "visually-hidden", text: status }),
   );
