@@ -3,7 +3,7 @@
 Presence: two people in a one-to-one room see each other online, hidden (presence.hide) and,
 once one window closes, offline. Forward: a message forwarded to another room arrives there
 marked "Forwarded". Settings: the owner renames and locks a group; a member sees the change,
-no settings, and cannot write in the locked group."""
+no settings, and cannot write in the locked group until made an admin; the owner deletes it."""
 
 import secrets
 
@@ -98,7 +98,7 @@ def test_forward_a_message_to_another_room(browser, web_daemon):
     see(message(page, "Worth passing on").locator(".forwarded")).to_have_text("Forwarded")
 
 
-def test_owner_renames_and_locks_a_group_and_a_member_sees_no_settings(browser, web_daemon):
+def test_owner_renames_locks_and_deletes_a_group_a_member_sees_no_settings(browser, web_daemon):
     see = expect()
     suffix = secrets.token_hex(3)
     olga_name, pete_name = f"olga{suffix}", f"pete{suffix}"
@@ -137,3 +137,11 @@ def test_owner_renames_and_locks_a_group_and_a_member_sees_no_settings(browser, 
     see(olga.get_by_role("button", name=f"Revoke admin from {pete_name}")).to_be_visible()
     see(pete.get_by_role("button", name="Room settings")).to_be_visible()
     see(pete.get_by_label("Message")).to_be_visible()
+
+    # The owner deletes the room (a second, confirming click): it leaves both lists.
+    olga.get_by_role("button", name="Room settings").click()
+    olga.get_by_role("button", name="Delete room").click()
+    olga.get_by_role("button", name="Delete for everyone").click()
+    see(olga.locator("#rooms button", has_text=new_name)).to_have_count(0)
+    see(pete.locator("#rooms button", has_text=new_name)).to_have_count(0)
+    see(pete.locator("#room-title")).to_have_text("Pick a conversation")
