@@ -65,6 +65,13 @@ def test_presence_dots_follow_hiding_and_closing(browser, web_daemon):
     see(dot(bob, "#member-list li", ada_name)).to_have_text("offline")
 
 
+def watch_errors(page, errors):
+    """Collect script errors and console errors (a Content-Security-Policy violation is one)."""
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))
+    return page
+
+
 def create_group(page, name, public=False):
     page.get_by_role("button", name="New chat").click()
     page.get_by_label("Room name").fill(name)
@@ -77,7 +84,8 @@ def create_group(page, name, public=False):
 def test_forward_a_message_to_another_room(browser, web_daemon):
     see = expect()
     suffix = secrets.token_hex(3)
-    page = browser.new_context().new_page()
+    errors = []
+    page = watch_errors(browser.new_context().new_page(), errors)
     create_users(web_daemon.env, f"fay{suffix}")
     log_in(page, web_daemon.url, f"fay{suffix}")
     create_group(page, f"Target {suffix}")
@@ -96,6 +104,7 @@ def test_forward_a_message_to_another_room(browser, web_daemon):
     see(page.locator("#room-title")).to_have_text(f"Target {suffix}")
     see(contents(page)).to_have_text(["Worth passing on"])
     see(message(page, "Worth passing on").locator(".forwarded")).to_have_text("Forwarded")
+    assert errors == []
 
 
 def test_owner_renames_locks_and_deletes_a_group_a_member_sees_no_settings(browser, web_daemon):
@@ -103,8 +112,9 @@ def test_owner_renames_locks_and_deletes_a_group_a_member_sees_no_settings(brows
     suffix = secrets.token_hex(3)
     olga_name, pete_name = f"olga{suffix}", f"pete{suffix}"
     room_name, new_name = f"Garden {suffix}", f"Allotment {suffix}"
-    olga = browser.new_context().new_page()
-    pete = browser.new_context().new_page()
+    errors = []
+    olga = watch_errors(browser.new_context().new_page(), errors)
+    pete = watch_errors(browser.new_context().new_page(), errors)
     create_users(web_daemon.env, olga_name, pete_name)
     log_in(olga, web_daemon.url, olga_name)
     log_in(pete, web_daemon.url, pete_name)
@@ -145,3 +155,4 @@ def test_owner_renames_locks_and_deletes_a_group_a_member_sees_no_settings(brows
     see(olga.locator("#rooms button", has_text=new_name)).to_have_count(0)
     see(pete.locator("#rooms button", has_text=new_name)).to_have_count(0)
     see(pete.locator("#room-title")).to_have_text("Pick a conversation")
+    assert errors == []
