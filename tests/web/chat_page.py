@@ -2,6 +2,8 @@
 
 import secrets
 
+from tests.daemon.processes import manage
+
 PASSWORD = "Correct-Horse-" + secrets.token_hex(4)
 TIMEOUT = 20_000  # ms: generous, the machine is shared
 
@@ -18,6 +20,26 @@ def sign_up(page, base, username):
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign up").click()
+    expect()(page.locator("#me")).to_have_text(username)
+    expect()(page.locator("#status")).to_have_text("")  # connected
+
+
+def create_users(env, *usernames):
+    """Users made in the daemon's database, for tests about something other than sign-up (which
+    the daemon limits per address and hour: see chatserver/web/signup_throttle.py)."""
+    script = (
+        "from django.contrib.auth import get_user_model\n"
+        f"for name in {list(usernames)!r}:\n"
+        f"    get_user_model().objects.create_user(username=name, password={PASSWORD!r})\n"
+    )
+    manage(env, "shell", "-c", script)
+
+
+def log_in(page, base, username):
+    page.goto(base + "/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
     expect()(page.locator("#me")).to_have_text(username)
     expect()(page.locator("#status")).to_have_text("")  # connected
 

@@ -36,6 +36,8 @@ def test_login_and_chat_pages_have_no_serious_violations(browser, web_daemon, sc
 
     name = f"axe{scheme}{secrets.token_hex(3)}"
     sign_up(page, web_daemon.url, name)
+    page.get_by_text("My account").click()  # the user menu, open from here on (checked at desktop)
+    expect()(page.get_by_label("Hide my presence")).to_be_visible()
     page.get_by_role("button", name="New chat").click()
     page.get_by_label("Room name").fill("Accessible room")
     page.get_by_role("button", name="Create room").click()
@@ -45,5 +47,9 @@ def test_login_and_chat_pages_have_no_serious_violations(browser, web_daemon, sc
     message.get_by_role("button", name="React 👍").click()
     expect()(message.locator(".reactions button")).to_have_count(1)
     page.get_by_role("button", name="Members").click()
+    page.get_by_role("button", name="Room settings").click()
+    assert violations(page) == []
+    message.get_by_role("button", name="Forward").click()  # the dialog over the page
+    expect()(page.get_by_role("dialog", name="Forward to…")).to_be_visible()
     assert violations(page) == []
     context.close()

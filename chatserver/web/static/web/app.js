@@ -25,6 +25,7 @@ const state = {
   replyTo: null,
   editing: null,
   panelMode: null,
+  presence: new Map(), // user id -> {status, last_seen}, from presence.dispatch
 };
 
 const connection = new Connection({
@@ -72,6 +73,8 @@ function forgetEverything() {
   state.outbox = [];
   state.openRoom = null;
   state.me = null;
+  state.presence.clear();
+  $("presence-hidden").checked = false;
   readSent.clear();
   $("chat").classList.remove("in-room");
   clear($("rooms"));
@@ -109,6 +112,58 @@ async function resync() {
   await loadRooms();
   if (state.openRoom && !timeline(state.openRoom).historyLoaded) await loadHistory(state.openRoom);
   flushOutbox();
+  await subscribePresence();
+}
+
+// -- presence -------------------------------------------------------------------------------
+
+// Watch the peers of all rooms; a subscription does not follow membership changes, so it is
+// renewed after every (re)connect and whenever the room list changes. Its reply and the changes
+// after it arrive as presence.dispatch frames (handleFrame).
+async function subscribePresence() {
+  try {
+    await connection.request("presence.subscribe", {});
+  } catch (error) {
+    // More peers than one subscription may watch (4003): watch the open room only.
+    if (error instanceof RequestError && error.code === 4003 && state.openRoom) {
+      await connection.request("presence.subscribe", { room_id: state.openRoom }).catch(() => {});
+    }
+  }
+}
+
+const subscribePresenceSoon = debounce(() => {
+  if (connection.isOpen) subscribePresence();
+}, 1000);
+
+function presenceChanged(users) {
+  for (const user of users) state.presence.set(user.user_id, user);
+  renderRooms();
+  if (state.openRoom && !$("members").hidden) renderMembers();
+}
+
+// A dot whose shape differs by status (filled, ring with a dot, hollow ring) and whose status is
+// also text for screen readers and a tooltip: never colour alone.
+function presenceDot(userId) {
+  const known = state.presence.get(userId);
+  const status = known?.status || "offline";
+  const title = known?.last_seen ? `${status}, last seen ${dayLabel(known.last_seen)} ${timeLabel(known.last_seen)}` : status;
+  return el(
+    "span",
+    { className: `presence presence-${status}`, dataset: { userId }, title },
+    el("span", { className: "dot", "aria-hidden": "true" }),
+    el("span", { className: "visually-hidden", text: status }),
+  );
+}
+
+async function setPresenceHidden() {
+  const box = $("presence-hidden");
+  try {
+    const reply = await connection.request("presence.hide", { hidden: box.checked });
+    box.checked = reply.data.hidden;
+  } catch (error) {
+    box.checked = !box.checked;
+    flash(`Presence not changed: ${error.message}`);
+  }
 }
 
 const RESUME_MAX_ROOMS = 100; // per request (docs/protocol.md, Limits)
@@ -160,6 +215,7 @@ async function loadRooms() {
   } while (before);
   for (const roomId of [...state.rooms.keys()]) if (!seen.has(roomId)) forgetRoom(roomId);
   renderRooms();
+  renderRoomHeader();
 }
 
 function forgetRoom(roomId) {
@@ -186,6 +242,11 @@ function handleFrame(frame) {
   if (eventType === "messagetyping.dispatch") return typingChanged(data);
   if (eventType === "readreceipt.dispatch") return receiptsChanged(data);
   if (eventType === "chat.notifications") return;
+  if (eventType === "presence.dispatch") return presenceChanged(data.users);
+  if (eventType === "presencesetting.dispatch") {
+    $("presence-hidden").checked = data.hidden;
+    return;
+  }
   const roomId = data && data.room_id;
   if (roomId === undefined || data.seq === undefined) return;
   const known = state.rooms.has(roomId);
@@ -202,8 +263,10 @@ function handleFrame(frame) {
   if (eventType === "message.dispatch") messageArrived(roomId, data.message);
   else if (eventType === "messagemodification.dispatch") line.put(data.message);
   else if (eventType === "reaction.dispatch") line.react(data.message_id, data.emoji, data.user.id, data.action === "add");
+  else if (eventType === "roomupdate.dispatch") roomUpdated(roomId, data.room);
   if (ROOM_CHANGES.has(eventType) || !known) {
     refreshRoomsSoon();
+    if (eventType !== "roomupdate.dispatch") subscribePresenceSoon();
     if (state.openRoom === roomId) loadMembers(roomId);
   }
   if (state.openRoom === roomId) renderMessagesSoon();
@@ -333,7 +396,7 @@ function renderRooms() {
         el(
           "button",
           { type: "button", "aria-current": state.openRoom === room.id ? "true" : "false", onclick: () => openRoom(room.id), dataset: { roomId: room.id } },
-          el("span", { className: "room-name", text: roomTitle(room) }),
+          el("span", { className: "room-name" }, room.type === "direct" && room.peer ? presenceDot(room.peer.id) : null, roomTitle(room)),
           unread || el("span"),
           el("span", { className: "room-last", text: preview }),
         ),
@@ -407,11 +470,22 @@ async function loadMembers(roomId) {
 
 function renderPane() {
   const room = state.rooms.get(state.openRoom);
-  $("compose").hidden = !room;
-  $("members-button").hidden = !room;
-  $("room-title").textContent = room ? roomTitle(room) : "Pick a conversation";
+  $("settings").hidden = true;
+  renderRoomHeader();
   if (!room) $("chat").classList.remove("in-room");
   renderMessages({ toBottom: true });
+}
+
+// The title, the buttons and the composer of the open room: they follow renames, role changes
+// and locking as they arrive.
+function renderRoomHeader() {
+  const room = state.rooms.get(state.openRoom);
+  $("room-title").textContent = room ? roomTitle(room) : "Pick a conversation";
+  $("members-button").hidden = !room;
+  $("settings-button").hidden = !canModerate(room);
+  if (!canModerate(room)) $("settings").hidden = true;
+  $("compose").hidden = !canSend(room);
+  $("compose-closed").hidden = !room || canSend(room);
 }
 
 function pageVisible() {
@@ -508,6 +582,7 @@ function renderMessage(line, room, message) {
         { className: "actions" },
         QUICK_REACTIONS.map((emoji) => el("button", { type: "button", "aria-label": `React ${emoji}`, text: emoji, onclick: () => react(message, emoji) })),
         el("button", { type: "button", text: "Reply", onclick: () => startReply(message) }),
+        el("button", { type: "button", text: "Forward", onclick: () => chooseForward(message) }),
         mine ? el("button", { type: "button", text: "Edit", onclick: () => startEdit(message) }) : null,
         mine || canModerate(room) ? el("button", { type: "button", text: "Delete", onclick: () => removeMessage(message) }) : null,
       );
@@ -521,6 +596,7 @@ function renderMessage(line, room, message) {
       el("time", { datetime: message.created_at, text: timeLabel(message.created_at) }),
       message.is_edited && !message.is_deleted ? el("span", { className: "edited", text: "(edited)" }) : null,
     ),
+    message.forwarded_from_id && !message.is_deleted ? el("p", { className: "forwarded", text: "Forwarded" }) : null,
     parent ? el("p", { className: "quote", text: `${parent.author ? parent.author.display_name : ""}: ${parent.content ?? "(deleted)"}` }) : null,
     el("p", { className: "content" }, message.is_deleted ? "Message deleted" : linkify(message.content ?? "")),
     reactions,
@@ -660,6 +736,107 @@ async function removeMessage(message) {
   }
 }
 
+// -- room settings (owners and admins) ------------------------------------------------------
+
+function roomUpdated(roomId, changed) {
+  const room = state.rooms.get(roomId);
+  if (!room || !changed) return;
+  const { role: _role, ...fields } = changed; // the role is this user's, from room.list
+  Object.assign(room, fields);
+  renderRooms();
+  if (state.openRoom === roomId) renderRoomHeader();
+}
+
+function openSettings() {
+  const room = state.rooms.get(state.openRoom);
+  const box = $("settings");
+  box.hidden = !box.hidden;
+  if (box.hidden || !room) return;
+  $("settings-name").value = room.name || "";
+  $("settings-description").value = room.description || "";
+  $("settings-locked").checked = Boolean(room.locked);
+  $("settings-locked-label").hidden = room.type !== "group";
+  $("settings-delete").hidden = room.role !== "owner";
+  $("settings-delete-confirm").hidden = true;
+  $("settings-name").focus();
+}
+
+async function saveSettings() {
+  const room = state.rooms.get(state.openRoom);
+  if (!room) return;
+  const data = { room_id: room.id, action: "update" };
+  const name = $("settings-name").value.trim();
+  const description = $("settings-description").value;
+  if (name && name !== room.name) data.name = name;
+  if (description !== (room.description || "")) data.description = description;
+  if (room.type === "group" && $("settings-locked").checked !== Boolean(room.locked)) data.locked = $("settings-locked").checked;
+  if (Object.keys(data).length === 2) {
+    flash("Nothing to change");
+    return;
+  }
+  try {
+    const reply = await connection.request("room.modify", data);
+    roomUpdated(room.id, reply.data.room);
+    $("settings").hidden = true;
+    flash("Room settings saved");
+  } catch (error) {
+    flash(`Not saved: ${error.message}`);
+  }
+}
+
+async function deleteRoom() {
+  const roomId = state.openRoom;
+  if (!roomId) return;
+  try {
+    await connection.request("room.modify", { room_id: roomId, action: "delete" });
+    forgetRoom(roomId);
+  } catch (error) {
+    flash(`Not deleted: ${error.message}`);
+  }
+}
+
+async function setAdmin(roomId, userId, admin) {
+  try {
+    await connection.request("room.modify", { room_id: roomId, action: admin ? "add_admin" : "remove_admin", members: [userId] });
+  } catch (error) {
+    flash(`Role not changed: ${error.message}`);
+  }
+}
+
+// -- forwarding -----------------------------------------------------------------------------
+
+// Whether this user may write in the room (docs/protocol.md, Roles and permissions): channel
+// subscribers and the members of a locked group may not.
+function canSend(room) {
+  if (!room) return false;
+  if (room.type === "direct" || room.role === "owner" || room.role === "admin") return true;
+  return room.type === "group" && !room.locked;
+}
+
+// A dialog listing the user's other rooms they may write in; picking one forwards the message
+// there (message.send with forwarded_from_id: the server copies the content).
+function chooseForward(message) {
+  const list = $("forward-rooms");
+  clear(list);
+  const rooms = [...state.rooms.values()].filter((room) => room.id !== message.room_id && canSend(room));
+  for (const room of rooms) {
+    list.append(el("li", {}, el("button", { type: "button", className: "secondary", text: roomTitle(room), onclick: () => forward(message, room) })));
+  }
+  if (!rooms.length) list.append(el("li", { text: "No other room to forward to." }));
+  $("forward-dialog").showModal();
+}
+
+async function forward(message, room) {
+  $("forward-dialog").close();
+  try {
+    const reply = await connection.request("message.send", { room_id: room.id, forwarded_from_id: message.id, client_msg_id: randomId() });
+    if (reply.data.message) timeline(room.id).put(reply.data.message);
+    flash(`Forwarded to ${roomTitle(room)}`);
+  } catch (error) {
+    flash(`Not forwarded: ${error.message}`);
+  }
+}
+
 // -- members --------------------------------------------------------------------------------
 
 function renderMembers() {
@@ -670,11 +847,18 @@ function renderMembers() {
   clear(list);
   for (const member of line.members || []) {
     const removable = canModerate(room) && member.id !== state.me.id && member.role !== "owner";
+    const promotable = canModerate(room) && room.role === "owner" && member.id !== state.me.id && member.role !== "owner";
     list.append(
       el(
         "li",
         {},
-        el("span", { text: `${member.display_name} (@${member.username}) · ${member.role}` }),
+        el("span", {}, member.id === state.me.id ? null : presenceDot(member.id), `${member.display_name} (@${member.username}) · ${member.role}`),
+        promotable && member.role === "admin"
+          ? el("button", { type: "button", className: "secondary", text: "Revoke admin", "aria-label": `Revoke admin from ${member.username}`, onclick: () => setAdmin(roomId, member.id, false) })
+          : null,
+        promotable && member.role === "member"
+          ? el("button", { type: "button", className: "secondary", text: "Make admin", "aria-label": `Make ${member.username} admin`, onclick: () => setAdmin(roomId, member.id, true) })
+          : null,
         removable ? el("button", { type: "button", className: "secondary", text: "Remove", "aria-label": `Remove ${member.username}`, onclick: () => removeMember(roomId, member.id) }) : null,
       ),
     );
@@ -820,6 +1004,7 @@ function wire() {
   });
   $("signup-button").addEventListener("click", () => enter(auth.signup));
   $("logout-button").addEventListener("click", logout);
+  $("presence-hidden").addEventListener("change", setPresenceHidden);
   $("new-chat-button").addEventListener("click", () => openPanel("new"));
   $("discover-button").addEventListener("click", () => openPanel("discover"));
   $("panel-close").addEventListener("click", closePanel);
@@ -836,6 +1021,16 @@ function wire() {
     if (!$("members").hidden) renderMembers();
   });
   $("add-member-query").addEventListener("input", addMemberSearch);
+  $("settings-button").addEventListener("click", openSettings);
+  $("settings-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    saveSettings();
+  });
+  $("settings-delete").addEventListener("click", () => {
+    $("settings-delete-confirm").hidden = false;
+    $("settings-delete-confirm").focus();
+  });
+  $("settings-delete-confirm").addEventListener("click", deleteRoom);
   $("add-member-form").addEventListener("submit", (event) => event.preventDefault());
   $("compose").addEventListener("submit", (event) => {
     event.preventDefault();
@@ -852,6 +1047,7 @@ function wire() {
   });
   input.addEventListener("input", typed);
   $("compose-cancel").addEventListener("click", cancelContext);
+  $("forward-cancel").addEventListener("click", () => $("forward-dialog").close());
   $("messages").addEventListener("scroll", () => {
     if ($("messages").scrollTop < 80) loadOlder();
   });
