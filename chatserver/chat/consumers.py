@@ -52,6 +52,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     answers = None  # deque of (frame, answer coroutine, text) still to answer, oldest first
     gone = False  # the socket closed: answers still pending have nowhere to go
     presence = None  # the process's presence.PresenceHub, once connected
+    refused = False  # closed at connect after its session row was written (4409)
 
     async def dispatch(self, message):
         """Route a message to its handler.
@@ -98,6 +99,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         if open_sockets > option("MAX_SOCKETS_PER_USER"):
             # The newest socket goes: the others may be mid-conversation.
+            self.refused = True
             await self.close(code=CLOSE_TOO_MANY_SOCKETS)
             return False
         self.rooms.update(room_ids)
@@ -134,7 +136,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # -- client frames -------------------------------------------------------------------
 
     async def receive(self, text_data=None, bytes_data=None):
-        if self.user is None:  # refused at connect; the close is on its way
+        if self.user is None or self.refused:  # refused at connect; the close is on its way
             return
         if self.presence is not None:
             self.presence.touch(self.user.pk)

@@ -82,6 +82,8 @@ async def test_past_max_sockets_per_user_the_newest_closes_with_4409(users, chat
     assert output["type"] == output_2["type"] == "websocket.send"  # chat.notifications
     third, output = await open_socket(users.alice)
     assert output == {"type": "websocket.close", "code": CLOSE_TOO_MANY_SOCKETS}
+    await third.send_to(text_data='{"event_type": "session.heartbeat", "request_id": "h"}')
+    assert await third.receive_nothing(timeout=0.3)  # frames racing the close are not served
     await third.disconnect()
     await first.disconnect()
     await first.wait()
