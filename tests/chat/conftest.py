@@ -161,3 +161,24 @@ def chat_options(settings):
         settings.REALTIME_CHAT_MESSAGING = {**settings.REALTIME_CHAT_MESSAGING, **options}
 
     return override
+
+
+def team_room(users):
+    """``(room id, message id)``: alice owns the group "team", bob is an admin, carol a member,
+    and alice said hello (seq 3); set up through the services the handlers call."""
+    from chatserver.chat.permissions import load_access
+    from chatserver.chat.services import messages as message_service
+    from chatserver.chat.services import rooms as room_service
+
+    change = room_service.create_room(
+        users.alice, {"type": "group", "name": "team", "members": [users.bob.pk, users.carol.pk]}
+    )
+    room_id = change.data["room"]["id"]
+    room_service.modify_room(
+        users.alice,
+        load_access(users.alice, room_id),
+        room_id,
+        {"room_id": room_id, "action": "add_admin", "members": [users.bob.pk]},
+    )
+    sent, _ = message_service.send_message(users.alice, room_id, {"content": "hello"})
+    return room_id, sent["message"]["id"]

@@ -11,11 +11,8 @@ import pytest
 from channels.testing import WebsocketCommunicator
 
 from chatserver.asgi import application
-from chatserver.chat.permissions import load_access
-from chatserver.chat.services import messages as message_service
-from chatserver.chat.services import rooms as room_service
 
-from .conftest import ORIGIN
+from .conftest import ORIGIN, team_room
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -84,20 +81,10 @@ CASES = [
 @pytest.fixture
 def world(users):
     """The room, set up through the services (the same code the handlers call)."""
-    change = room_service.create_room(
-        users.alice, {"type": "group", "name": "team", "members": [users.bob.pk, users.carol.pk]}
-    )
-    room_id = change.data["room"]["id"]
-    room_service.modify_room(
-        users.alice,
-        load_access(users.alice, room_id),
-        room_id,
-        {"room_id": room_id, "action": "add_admin", "members": [users.bob.pk]},
-    )
-    sent, _ = message_service.send_message(users.alice, room_id, {"content": "hello"})
+    room_id, message_id = team_room(users)
     actors = {"owner": users.alice, "admin": users.bob, "member": users.carol}
     actors["outsider"] = users.dave
-    names = {"R": room_id, "M": sent["message"]["id"], "erin": users.erin.pk}
+    names = {"R": room_id, "M": message_id, "erin": users.erin.pk}
     names["carol"] = users.carol.pk
     return actors, names
 

@@ -8,10 +8,9 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from chatserver.chat.models import Membership, Message, Mute, Room, RoomEvent
-from chatserver.chat.permissions import load_access
 from chatserver.chat.protocol import CLOSE_SERVER_REQUEST
-from chatserver.chat.services import messages as message_service
-from chatserver.chat.services import rooms as room_service
+
+from .conftest import team_room
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -19,18 +18,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def room(users):
     """alice owns "team", bob is an admin, carol a member; alice said hello (seq 3)."""
-    change = room_service.create_room(
-        users.alice, {"type": "group", "name": "team", "members": [users.bob.pk, users.carol.pk]}
-    )
-    room_id = change.data["room"]["id"]
-    room_service.modify_room(
-        users.alice,
-        load_access(users.alice, room_id),
-        room_id,
-        {"room_id": room_id, "action": "add_admin", "members": [users.bob.pk]},
-    )
-    sent, _ = message_service.send_message(users.alice, room_id, {"content": "hello"})
-    return room_id, sent["message"]["id"]
+    return team_room(users)
 
 
 async def post(client, path, data):
