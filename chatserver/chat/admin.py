@@ -13,11 +13,11 @@ from django.contrib.auth.admin import UserAdmin
 from django.db import transaction
 from guardian.admin import GuardedModelAdmin
 
-from . import eventlog, fanout, sync_broadcast
+from .delivery import fanout, sync_broadcast
 from .models import Membership, Message, Mute, Reaction, Room, RoomEvent, Session
 from .protocol import CLOSE_SERVER_REQUEST, ProtocolError, encode_event
 from .serializers import user_payload
-from .services import moderation
+from .services import eventlog, moderation
 from .services import rooms as room_service
 
 

@@ -10,8 +10,8 @@ from channels.testing import WebsocketCommunicator
 
 from chatserver.asgi import application
 from chatserver.chat import loopstore
-from chatserver.chat.ratelimit import limiter
-from chatserver.chat.tokens import issue_access_token
+from chatserver.chat.auth.tokens import issue_access_token
+from chatserver.chat.limits.ratelimit import limiter
 
 ORIGIN = [(b"origin", b"http://localhost")]
 
@@ -166,9 +166,9 @@ def chat_options(settings):
 def team_room(users):
     """``(room id, message id)``: alice owns the group "team", bob is an admin, carol a member,
     and alice said hello (seq 3); set up through the services the handlers call."""
-    from chatserver.chat.permissions import load_access
     from chatserver.chat.services import messages as message_service
     from chatserver.chat.services import rooms as room_service
+    from chatserver.chat.services.permissions import load_access
 
     change = room_service.create_room(
         users.alice, {"type": "group", "name": "team", "members": [users.bob.pk, users.carol.pk]}

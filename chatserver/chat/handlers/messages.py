@@ -2,13 +2,15 @@
 
 from channels.db import database_sync_to_async
 
-from .. import eventlog, fanout, loopstore
+from .. import loopstore
 from ..batching import Batcher
-from ..permissions import SEND, VIEW
+from ..delivery import fanout
 from ..protocol import ERROR_NOT_FOUND, ProtocolError, encode_event
 from ..reconnect import refused_while_lost
 from ..serializers import user_payload
+from ..services import eventlog
 from ..services import messages as service
+from ..services.permissions import SEND, VIEW
 from ..services.rooms import not_found
 
 # Sends made while a batch is being stored wait for the next one (see batching.py); the daemon

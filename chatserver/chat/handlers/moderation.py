@@ -6,10 +6,10 @@ drops its cached access (``invalidate``) so the muted member's next send is refu
 
 from channels.db import database_sync_to_async
 
-from .. import fanout
-from ..permissions import MANAGE_MEMBERS
+from ..delivery import fanout
 from ..protocol import encode_event
 from ..services import moderation as service
+from ..services.permissions import MANAGE_MEMBERS
 
 mute_db = database_sync_to_async(service.mute)
 unmute_db = database_sync_to_async(service.unmute)

@@ -1,11 +1,14 @@
-"""Presence events: presence.subscribe, presence.unsubscribe, presence.hide (chat/presence.py)."""
+"""Presence events: presence.subscribe, presence.unsubscribe, presence.hide.
+
+The presence hub they talk to is delivery/presence.py.
+"""
 
 from channels.db import database_sync_to_async
 
-from .. import presence
 from ..conf import option
-from ..permissions import VIEW
+from ..delivery import presence
 from ..services import presence as service
+from ..services.permissions import VIEW
 
 room_members = database_sync_to_async(service.room_members)
 peers = database_sync_to_async(service.peers)

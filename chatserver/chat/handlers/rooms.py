@@ -7,12 +7,12 @@ members hear about it.
 
 from channels.db import database_sync_to_async
 
-from .. import fanout
-from ..permissions import MANAGE_MEMBERS, MODIFY, VIEW
+from ..delivery import fanout
 from ..protocol import encode_event
 from ..serializers import user_payload
 from ..services import messages as message_service
 from ..services import rooms as service
+from ..services.permissions import MANAGE_MEMBERS, MODIFY, VIEW
 
 create_room = database_sync_to_async(service.create_room)
 list_rooms_db = database_sync_to_async(service.list_rooms)

@@ -3,8 +3,9 @@
 from channels.db import database_sync_to_async
 from django.utils import timezone
 
-from .. import eventlog, sessions
+from .. import sessions
 from ..conf import option
+from ..services import eventlog
 
 replay = database_sync_to_async(eventlog.replay)
 

@@ -7,7 +7,6 @@ acks are idempotent cursors (``max(old, new)``), not events.
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .. import eventlog, permissions
 from ..conf import option
 from ..models import Membership, Message, Reaction, Room, RoomEvent
 from ..protocol import (
@@ -18,7 +17,7 @@ from ..protocol import (
     invalid,
 )
 from ..serializers import deleted_message_payload, message_payload, user_payload
-from . import one_statement
+from . import eventlog, one_statement, permissions
 from .rooms import not_found
 
 REACTION = "reaction.dispatch"

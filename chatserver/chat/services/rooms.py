@@ -12,7 +12,6 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 
-from .. import eventlog, permissions
 from ..conf import option
 from ..models import Membership, Message, Room
 from ..protocol import (
@@ -25,6 +24,7 @@ from ..protocol import (
     is_ascii_number,
 )
 from ..serializers import member_payload, room_payload, user_payload
+from . import eventlog, permissions
 from .users import addable_users
 
 ROOM_CREATED = "roomcreate.dispatch"

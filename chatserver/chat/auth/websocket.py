@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import Exists
 
-from .models import TokenFamily
+from ..models import TokenFamily
 from .tokens import InvalidToken, decode, fingerprint_matches
 
 

@@ -10,10 +10,10 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.db.models import Count
 
-from . import eventlog, fanout
-from .models import Message, Room
-from .protocol import encode_event
-from .services import messages
+from ..delivery import fanout
+from ..models import Message, Room
+from ..protocol import encode_event
+from ..services import eventlog, messages
 
 
 async def system_message(room_id, text, channel_layer=None):

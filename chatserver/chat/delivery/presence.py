@@ -27,10 +27,10 @@ import uuid
 
 from channels.db import database_sync_to_async
 
-from .conf import option
+from ..conf import option
+from ..protocol import encode_event
+from ..services.presence import offline_since as offline_since_db
 from .localgroups import local_groups
-from .protocol import encode_event
-from .services.presence import offline_since as offline_since_db
 
 offline_since = database_sync_to_async(offline_since_db)
 
