@@ -2,9 +2,9 @@
 
 from channels.db import database_sync_to_async
 
-from .. import presence
 from ..conf import option
 from ..permissions import VIEW
+from ..protocol import PRESENCE, PRESENCE_SETTING
 from ..services import presence as service
 
 room_members = database_sync_to_async(service.room_members)
@@ -26,15 +26,15 @@ async def subscribe(conn, frame, data):
         return await snapshot(unknown, option("PRESENCE_AWAY_AFTER"))
 
     entries = await conn.presence.subscribe(conn, user_ids, load)
-    await conn.reply(frame, presence.DISPATCH, {"users": entries})
+    await conn.reply(frame, PRESENCE, {"users": entries})
 
 
 async def unsubscribe(conn, frame, data):
     conn.presence.unsubscribe(conn)
-    await conn.reply(frame, presence.DISPATCH, {"users": []})
+    await conn.reply(frame, PRESENCE, {"users": []})
 
 
 async def hide(conn, frame, data):
     reply = await set_hidden(conn.user, data["hidden"])
     conn.presence.hidden_changed(conn.user.pk, data["hidden"])
-    await conn.reply(frame, service.PRESENCE_SETTING, reply)
+    await conn.reply(frame, PRESENCE_SETTING, reply)

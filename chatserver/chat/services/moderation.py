@@ -13,13 +13,11 @@ from django.utils import timezone
 from .. import eventlog
 from ..models import Membership, Message, Mute
 from ..permissions import STAFF_PERMS, Access
-from ..protocol import ERROR_PERMISSION_DENIED, ProtocolError, invalid
+from ..protocol import ERROR_PERMISSION_DENIED, ROOM_MUTE, ProtocolError, invalid
 from ..serializers import user_payload
 from . import messages as message_service
 from . import rooms as room_service
 from .rooms import not_found
-
-ROOM_MUTE = "roommute.dispatch"
 
 
 def staff_access(room):
