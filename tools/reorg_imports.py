@@ -140,6 +140,8 @@ def rewrite_imports(path, old_package=None):
             continue
         names = [(a.name, a.asname) for a in node.names]
         rel = node.level > 0
+        if base in MOVES and is_package_now(base):
+            continue  # "from .auth import tokens": the package, not the module it replaced
         if base in MOVES:
             new = [render(MOVES[base], names, package, rel)]
         elif any(f"{base}.{n}" in MOVES for n, _ in names) or (rel and old_package):
@@ -179,7 +181,23 @@ def rewrite_text(text):
         replacements[old_path] = new_path
         replacements[old_path.removeprefix("chatserver/")] = new_path.removeprefix("chatserver/")
     pattern = "|".join(re.escape(k) for k in sorted(replacements, key=len, reverse=True))
-    return re.sub(rf"(?<![\w./])({pattern})(?![\w/])", lambda m: replacements[m[1]], text)
+
+    def replace(match):
+        old = match[1]
+        rest = match.string[match.end() :]
+        if is_package_now(old) and re.match(r"[./]\w", rest):
+            return old  # already a name inside the package that took the module's name
+        return replacements[old]
+
+    return re.sub(rf"(?<![\w./])({pattern})(?![\w])", replace, text)
+
+
+def is_package_now(old):
+    """Whether ``old`` (dotted or a path) names a package that replaced a module (auth)."""
+    dotted = old.removesuffix(".py").replace("/", ".")
+    if not dotted.startswith("chatserver."):
+        dotted = "chatserver." + dotted
+    return (ROOT / dotted.replace(".", "/") / "__init__.py").exists()
 
 
 def main():

@@ -31,6 +31,7 @@ from .protocol import (
     ERROR_NOT_FOUND,
     ERROR_PERMISSION_DENIED,
     ERROR_RATE_LIMITED,
+    NOTIFICATIONS,
     ProtocolError,
     client_event,
     encode_error,
@@ -109,7 +110,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             [fanout.user_group(self.user.pk)] + [fanout.room_group(r) for r in room_ids]
         )
         if summary is not None:
-            await self.send(text_data=encode_event("chat.notifications", summary))
+            await self.send(text_data=encode_event(NOTIFICATIONS, summary))
         return True
 
     async def join_groups(self, groups):

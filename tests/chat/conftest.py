@@ -12,6 +12,7 @@ from chatserver.asgi import application
 from chatserver.chat import loopstore
 from chatserver.chat.auth.tokens import issue_access_token
 from chatserver.chat.limits.ratelimit import limiter
+from chatserver.chat.protocol import check_server_frame
 
 ORIGIN = [(b"origin", b"http://localhost")]
 
@@ -110,6 +111,21 @@ async def connect():
     yield open_client
     for client in clients:
         await client.close()
+
+
+@pytest.fixture(autouse=True)
+def frames_match_schemas(monkeypatch):
+    """Every text frame a chat test receives must match its event's schema in the catalogue
+    (protocol/catalogue.py): a frame that does not fails the test where it is received."""
+    receive_output = WebsocketCommunicator.receive_output
+
+    async def checked(self, timeout=1):
+        output = await receive_output(self, timeout)
+        if output.get("type") == "websocket.send" and output.get("text") is not None:
+            check_server_frame(output["text"])
+        return output
+
+    monkeypatch.setattr(WebsocketCommunicator, "receive_output", checked)
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,11 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.utils import timezone
 
 from chatserver.asgi import application
-from chatserver.chat.auth.tokens import issue_access_token, issue_token_pair, user_id_from_token
+from chatserver.chat.auth.tokens import (
+    issue_access_token,
+    issue_token_pair,
+    user_id_from_token,
+)
 from chatserver.chat.protocol import CLOSE_UNAUTHENTICATED
 
 from .conftest import ORIGIN

@@ -28,6 +28,7 @@ import uuid
 from channels.db import database_sync_to_async
 
 from ..conf import option
+from ..protocol import PRESENCE as DISPATCH
 from ..protocol import encode_event
 from ..services.presence import offline_since as offline_since_db
 from .localgroups import local_groups
@@ -37,7 +38,6 @@ offline_since = database_sync_to_async(offline_since_db)
 logger = logging.getLogger(__name__)
 
 PRESENCE_CHANGED = "presence.changed"  # group message; PresenceHub.presence_changed
-DISPATCH = "presence.dispatch"
 ONLINE, AWAY, OFFLINE = "online", "away", "offline"
 SNAPSHOT = "snapshot"  # what the database said when the first subscriber here asked
 

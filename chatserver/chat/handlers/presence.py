@@ -6,7 +6,7 @@ The presence hub they talk to is delivery/presence.py.
 from channels.db import database_sync_to_async
 
 from ..conf import option
-from ..delivery import presence
+from ..protocol import PRESENCE, PRESENCE_SETTING
 from ..services import presence as service
 from ..services.permissions import VIEW
 
@@ -29,15 +29,15 @@ async def subscribe(conn, frame, data):
         return await snapshot(unknown, option("PRESENCE_AWAY_AFTER"))
 
     entries = await conn.presence.subscribe(conn, user_ids, load)
-    await conn.reply(frame, presence.DISPATCH, {"users": entries})
+    await conn.reply(frame, PRESENCE, {"users": entries})
 
 
 async def unsubscribe(conn, frame, data):
     conn.presence.unsubscribe(conn)
-    await conn.reply(frame, presence.DISPATCH, {"users": []})
+    await conn.reply(frame, PRESENCE, {"users": []})
 
 
 async def hide(conn, frame, data):
     reply = await set_hidden(conn.user, data["hidden"])
     conn.presence.hidden_changed(conn.user.pk, data["hidden"])
-    await conn.reply(frame, service.PRESENCE_SETTING, reply)
+    await conn.reply(frame, PRESENCE_SETTING, reply)

@@ -12,6 +12,7 @@ from ..models import Membership, Message, Reaction, Room, RoomEvent
 from ..protocol import (
     ERROR_CONFLICT,
     ERROR_PERMISSION_DENIED,
+    REACTION,
     ProtocolError,
     encoded_size,
     invalid,
@@ -19,10 +20,6 @@ from ..protocol import (
 from ..serializers import deleted_message_payload, message_payload, user_payload
 from . import eventlog, one_statement, permissions
 from .rooms import not_found
-
-REACTION = "reaction.dispatch"
-READ_RECEIPT = "readreceipt.dispatch"
-DELIVERED = "messagedelivered.dispatch"
 
 
 def message_room(message_id):

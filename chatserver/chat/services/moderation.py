@@ -11,15 +11,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..models import Membership, Message, Mute
-from ..protocol import ERROR_PERMISSION_DENIED, ProtocolError, invalid
+from ..protocol import ERROR_PERMISSION_DENIED, ROOM_MUTE, ProtocolError, invalid
 from ..serializers import user_payload
 from . import eventlog
 from . import messages as message_service
 from . import rooms as room_service
 from .permissions import STAFF_PERMS, Access
 from .rooms import not_found
-
-ROOM_MUTE = "roommute.dispatch"
 
 
 def staff_access(room):

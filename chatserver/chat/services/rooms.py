@@ -19,6 +19,10 @@ from ..protocol import (
     ERROR_NOT_FOUND,
     ERROR_PERMISSION_DENIED,
     MAX_ID,
+    MEMBERS_ADDED,
+    MEMBERS_REMOVED,
+    ROOM_CREATED,
+    ROOM_UPDATED,
     ProtocolError,
     invalid,
     is_ascii_number,
@@ -26,13 +30,6 @@ from ..protocol import (
 from ..serializers import member_payload, room_payload, user_payload
 from . import eventlog, permissions
 from .users import addable_users
-
-ROOM_CREATED = "roomcreate.dispatch"
-MEMBERS_ADDED = "roomaddmembers.dispatch"
-MEMBERS_REMOVED = "roomremovemembers.dispatch"
-ROOM_UPDATED = "roomupdate.dispatch"
-ROOM_DELETED = "roomdelete.dispatch"
-ROOM_EXIT = "roomexit.dispatch"
 
 
 @dataclass
