@@ -11,37 +11,66 @@ from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
-from django.db.models import Exists
 
+from ..batching import Batcher
 from ..models import TokenFamily
 from .tokens import InvalidToken, decode, fingerprint_matches
 
 
-@database_sync_to_async
-def _token_user(claims):
-    """The active user an access token names, if its password and family still hold: one
-    query (the family's revocation is read in the same statement)."""
-    users = get_user_model().objects.filter(pk=claims["user_id"], is_active=True)
-    family = claims.get("fid")
-    if family is not None:
-        try:
-            family = uuid.UUID(str(family))
-        except ValueError:
-            return AnonymousUser()
-        revoked = TokenFamily.objects.filter(pk=family).exclude(revoked_at__isnull=True)
-        users = users.annotate(family_revoked=Exists(revoked))
-    user = users.first()
-    if user is None or getattr(user, "family_revoked", False):
-        return AnonymousUser()
-    if not fingerprint_matches(user, claims):  # the password changed since
-        return AnonymousUser()
-    return user
+def token_users(claims_list):
+    """The active user each access token names, if its password and family still hold, else
+    AnonymousUser: two queries for a whole batch of handshakes (users, revoked families)."""
+    families = [_family(claims) for claims in claims_list]
+    users = get_user_model().objects.in_bulk(
+        {claims["user_id"] for claims in claims_list}, field_name="pk"
+    )
+    named = {family for family in families if family}
+    revoked = set(
+        TokenFamily.objects.filter(pk__in=named, revoked_at__isnull=False).values_list(
+            "pk", flat=True
+        )
+        if named
+        else ()
+    )
+    answers = []
+    for claims, family in zip(claims_list, families, strict=True):
+        user = users.get(claims["user_id"])
+        if (
+            user is None
+            or not user.is_active
+            or family is False
+            or family in revoked
+            or not fingerprint_matches(user, claims)  # the password changed since
+        ):
+            answers.append(AnonymousUser())
+        else:
+            answers.append(user)
+    return answers
+
+
+def _family(claims):
+    """The token family a token names: a UUID, None for none, False for one that is no UUID."""
+    if "fid" not in claims:
+        return None
+    try:
+        return uuid.UUID(str(claims["fid"]))
+    except ValueError:
+        return False
+
+
+# The handshakes of a reconnect storm are checked together: a few queries per batch.
+_token_checks = Batcher(database_sync_to_async(token_users))
+
+
+async def _token_user(claims):
+    return await _token_checks.submit(claims)
 
 
 class TokenAuthMiddleware:
     """Authenticate by ``?token=`` when one is given, else hand over to cookie/session auth.
 
-    A token connection never touches the session store: one database call per connect.
+    A token connection never touches the session store; its check shares a database call
+    with the handshakes in flight (token_users).
     """
 
     def __init__(self, inner):
