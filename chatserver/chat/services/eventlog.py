@@ -6,8 +6,7 @@ transactions), so concurrent writers queue and every seq is used exactly once.
 """
 
 from django.db import connection
-from django.db.models import F, Q, Window
-from django.db.models.functions import RowNumber
+from django.db.models import Q
 from django.utils import timezone
 
 from ..models import Membership, Message, Room, RoomEvent
@@ -76,48 +75,88 @@ def replay(user, cursors, limit, max_bytes=None):
     ``limit`` events per room, and about ``max_bytes`` of events in all (at least one): a room
     cut short is ``limited``, to be resumed from its ``next_after``.
     """
-    last_seqs = dict(
-        Membership.objects.filter(user=user, room_id__in=list(cursors)).values_list(
-            "room_id", "room__last_seq"
-        )
-    )
-    missing = sorted(set(cursors) - set(last_seqs))
-    rooms = {
-        room_id: {"events": [], "limited": False, "next_after": cursors[room_id], "last_seq": last}
-        for room_id, last in last_seqs.items()
-    }
-    wanted = Q()
-    for room_id, last in last_seqs.items():
-        if last > cursors[room_id]:
-            wanted |= Q(room_id=room_id, seq__gt=cursors[room_id])
-    if not wanted:
-        return rooms, missing
-    events = list(
-        RoomEvent.objects.filter(wanted)
-        .annotate(rank=Window(RowNumber(), partition_by=[F("room_id")], order_by=F("seq").asc()))
-        .filter(rank__lte=limit + 1)
-        .order_by("room_id", "seq")
-    )
-    messages = message_payloads({e.message_id for e in events if e.message_id is not None})
+    return replay_many([(user, cursors, limit, max_bytes)])[0]
+
+
+def replay_many(requests):
+    """``replay`` for many ``(user, cursors, limit, max_bytes)`` requests at once (the clients
+    of a reconnect storm): four queries for the whole batch, whatever its size.
+
+    Seqs have no gaps, so the first ``limit`` events after cursor ``a`` are the seqs
+    ``a + 1 .. a + limit``: one range per room and cursor, ranges of one room merged.
+    """
+    user_ids = {user.pk for user, _, _, _ in requests}
+    room_ids = {room_id for _, cursors, _, _ in requests for room_id in cursors}
+    last_seq = {}  # (user id, room id) -> the room's last seq, for the rooms the user is in
+    if room_ids:
+        memberships = Membership.objects.filter(user_id__in=user_ids, room_id__in=room_ids)
+        for user_id, room_id, last in memberships.values_list(
+            "user_id", "room_id", "room__last_seq"
+        ):
+            last_seq[(user_id, room_id)] = last
+    wanted = {}  # room id -> [(first seq, last seq)] to read
+    for user, cursors, limit, _ in requests:
+        for room_id, after in cursors.items():
+            last = last_seq.get((user.pk, room_id))
+            if last is not None and last > after:
+                wanted.setdefault(room_id, []).append((after + 1, min(last, after + limit)))
+    events = {}  # (room id, seq) -> RoomEvent
+    if wanted:
+        ranges = Q()
+        for room_id, spans in wanted.items():
+            for first, last in _merged(spans):
+                ranges |= Q(room_id=room_id, seq__gte=first, seq__lte=last)
+        events = {(e.room_id, e.seq): e for e in RoomEvent.objects.filter(ranges)}
+    messages = message_payloads({e.message_id for e in events.values() if e.message_id})
+    return [
+        _replayed(user, cursors, limit, max_bytes, last_seq, events, messages)
+        for user, cursors, limit, max_bytes in requests
+    ]
+
+
+def _merged(spans):
+    """Overlapping or touching ``(first, last)`` ranges joined."""
+    merged = []
+    for first, last in sorted(spans):
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], last)
+        else:
+            merged.append([first, last])
+    return merged
+
+
+def _replayed(user, cursors, limit, max_bytes, last_seq, events, messages):
+    """One request's answer from the batch's rows: rooms in id order, events in seq order."""
+    rooms, missing = {}, []
     budget, replayed = max_bytes, 0
-    for event in events:
-        room = rooms[event.room_id]
-        if len(room["events"]) == limit or (budget is not None and budget < 0):
-            room["limited"] = True
+    for room_id in sorted(cursors):
+        last = last_seq.get((user.pk, room_id))
+        if last is None:
+            missing.append(room_id)
             continue
-        message = None
-        if event.event_type in MESSAGE_EVENTS:
-            message = messages.get(event.message_id) or deleted_message_payload(
-                event.message_id, event.room_id
-            )
-        data = frame_data(event.room_id, event.seq, event.data, message)
-        replayed_event = {"eventType": event.event_type, "data": data}
-        if budget is not None:
-            budget -= encoded_size(replayed_event)
-            if budget < 0 and replayed:
-                room["limited"] = True
+        after = cursors[room_id]
+        room = rooms[room_id] = {
+            "events": [], "limited": False, "next_after": after, "last_seq": last,
+        }  # fmt: skip
+        for seq in range(after + 1, min(last, after + limit) + 1):
+            event = events.get((room_id, seq))
+            if event is None:
                 continue
-        room["events"].append(replayed_event)
-        room["next_after"] = event.seq
-        replayed += 1
+            if budget is not None and budget < 0:
+                break
+            message = None
+            if event.event_type in MESSAGE_EVENTS:
+                message = messages.get(event.message_id) or deleted_message_payload(
+                    event.message_id, event.room_id
+                )
+            data = frame_data(event.room_id, event.seq, event.data, message)
+            replayed_event = {"eventType": event.event_type, "data": data}
+            if budget is not None:
+                budget -= encoded_size(replayed_event)
+                if budget < 0 and replayed:
+                    break
+            room["events"].append(replayed_event)
+            room["next_after"] = event.seq
+            replayed += 1
+        room["limited"] = room["next_after"] < last
     return rooms, missing
