@@ -72,11 +72,26 @@ async def touch_session(channel_name):
     return await _heartbeats.submit(channel_name)
 
 
-@database_sync_to_async
-def close_session(channel_name, code):
-    Session.objects.filter(channel_name=channel_name, closed_at__isnull=True).update(
-        closed_at=timezone.now(), close_code=code
-    )
+def close_sessions_sync(closes):
+    """Mark the sessions of closed sockets closed: one UPDATE per close code among
+    ``closes`` (``(channel name, code)`` pairs), so a restart's thousand closes cost a few."""
+    now = timezone.now()
+    by_code = {}
+    for channel_name, code in closes:
+        by_code.setdefault(code, []).append(channel_name)
+    for code, names in by_code.items():
+        Session.objects.filter(channel_name__in=names, closed_at__isnull=True).update(
+            closed_at=now, close_code=code
+        )
+    return [None] * len(closes)
+
+
+_closes = Batcher(database_sync_to_async(close_sessions_sync), limit=1000)
+
+
+async def close_session(channel_name, code):
+    """Record that a socket closed (with ``code``); shares its UPDATE with closes in flight."""
+    await _closes.submit((channel_name, code))
 
 
 @database_sync_to_async

@@ -42,6 +42,24 @@ async def test_concurrent_heartbeats_are_recorded_together(connect, users):
     assert await Session.objects.filter(closed_at__isnull=True).acount() == before + 1
 
 
+def test_closes_in_flight_share_one_update_per_code(users):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    names = [f"chan-{n}" for n in range(6)]
+    Session.objects.bulk_create(
+        Session(user=users.alice, channel_name=name, last_heartbeat=timezone.now())
+        for name in names
+    )
+    closes = [(name, 1000 if n % 2 else 1001) for n, name in enumerate(names)]
+    with CaptureQueriesContext(connection) as queries:
+        sessions.close_sessions_sync(closes)
+    assert len(queries) == 2
+    codes = dict(Session.objects.values_list("channel_name", "close_code"))
+    assert codes == dict(closes)
+    assert not Session.objects.filter(closed_at__isnull=True).exists()
+
+
 def test_one_update_records_a_batch_of_open_sessions(users):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
