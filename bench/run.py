@@ -152,6 +152,7 @@ class Context:
         self.snapshot = None
         self.snapshot_revision = None
         self.profile_scenarios = ()
+        self.scenarios = ()  # name prefixes to run (--scenarios); empty: all
         self.out = None
         sizes = sorted(params.fanout_sizes + [params.latency_room])
         self.group_sizes = sorted(set(sizes))
@@ -975,6 +976,8 @@ def run_server(server, ctx, deadline, log_dir):
         if server.flavor == "ours" and p.small_rates:
             phases.append(("small_rooms_open", runner.small_rooms_open))
 
+        if ctx.scenarios:
+            phases = [(n, f) for n, f in phases if n.startswith(ctx.scenarios)]
         for name, phase in phases:
             if time.monotonic() > deadline:
                 record["scenarios"][name] = {"error": "skipped: the run's time budget is spent"}
@@ -1168,6 +1171,9 @@ def main(argv=None):
     parser.add_argument("--storm-clients", type=int, help="reconnect-storm clients (0: none)")
     parser.add_argument("--storm-jitter", type=float, help="reconnect wait 0..N s, per client")
     parser.add_argument(
+        "--scenarios", help="comma-separated scenario name prefixes to run (default: all)"
+    )
+    parser.add_argument(
         "--unsafe-fast-db",
         action="store_true",
         help="PostgreSQL with fsync/synchronous_commit off: quick runs, never a published table",
@@ -1292,6 +1298,7 @@ def main(argv=None):
         ctx.py_spy = args.py_spy
         ctx.gc_diag = args.gc_diag
         ctx.profile_scenarios = tuple(x for x in args.profile_scenarios.split(",") if x)
+        ctx.scenarios = tuple(x for x in (args.scenarios or "").split(",") if x)
         for round_no in range(1, params.rounds + 1):
             ctx.round = round_no
             for key in keys:
