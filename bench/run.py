@@ -79,7 +79,7 @@ class Params:
     storm_room_size: int = 20
     storm_backlog: int = 3
     storm_jitter: float = 1.0
-    storm_timeout: float = 120.0
+    storm_timeout: float = 300.0
     idle_counts: list = field(default_factory=lambda: [10000, 50000])
     idle_duration: float = 300.0
     # Sockets per load-client process in the idle phase (more processes for more sockets).
@@ -122,7 +122,8 @@ class Params:
             idle_duration=0.5,
             heartbeat_interval=0.25,
             duration=0.5,
-            drain=2.0,
+            # Waits only while receipts are missing: generous, so a loaded machine loses nothing.
+            drain=10.0,
             quiet=0.2,
             connect_timeout=10.0,
             server_start_timeout=60.0,
