@@ -255,6 +255,13 @@ def chart(results, path):
 
     panels = [(measured(m), label, log) for m, label, log in panels]
     panels = [p for p in panels if p[0]]
+    if not panels:  # nothing measured above zero: a figure that says so
+        fig, ax = plt.subplots(figsize=(6, 1.5))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no positive figure to chart in this run", ha="center", va="center")
+        fig.savefig(path, dpi=80)
+        plt.close(fig)
+        return
     fig, axes = plt.subplots(len(panels), 1, figsize=(11, 3.6 * len(panels)), squeeze=False)
     width = 0.8 / max(1, len(keys))
     for ax, (metrics, ylabel, log) in zip(axes[:, 0], panels, strict=True):
