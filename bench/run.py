@@ -119,6 +119,7 @@ class Params:
             storm_jitter=0.2,
             storm_timeout=30.0,
             idle_counts=[6],
+            idle_per_worker=4,  # two client processes hold the idle sockets, as at 50,000
             idle_duration=0.5,
             heartbeat_interval=0.25,
             duration=0.5,

@@ -43,6 +43,9 @@ def test_bench_smoke_mode_completes_and_writes_results(tmp_path):
     assert daemon["error"] is None, daemon["error"]
     for name in OURS_SCENARIOS:
         assert "error" not in daemon["scenarios"][name], daemon["scenarios"][name]
+    idle = daemon["scenarios"]["idle_6"]
+    assert idle["errors"] == 0 and idle["open_after"] == 6, idle
+    assert idle["load_client_processes"] == 2, idle  # sockets spread over client processes
     storm = daemon["scenarios"]["reconnect_storm_10"]["reps"][0]
     assert storm["caught_up"] == 10 and storm["failed"] == 0, storm
     assert storm["refused"] == 0 and storm["attempts"] >= 10, storm
