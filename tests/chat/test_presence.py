@@ -192,3 +192,46 @@ async def test_presence_travels_between_daemons_through_redis_pubsub(
     assert get_channel_layer() is not other_daemon
     await alice.close()
     await changes_until(bob, status(users.alice, "offline"))
+
+
+# -- what the heartbeat sweeper tells presence about ----------------------------------------
+
+
+def test_swept_users_are_offline_with_their_last_heartbeat_unless_a_session_is_left(users):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from chatserver.chat.models import Session
+    from chatserver.chat.protocol import CLOSE_HEARTBEAT_EXPIRED
+    from chatserver.chat.services.presence import swept
+
+    now = timezone.now()
+    heartbeat = now - timedelta(seconds=90)
+
+    def session(user, name, last_heartbeat, closed_at=None, code=CLOSE_HEARTBEAT_EXPIRED):
+        Session.objects.create(
+            user=user,
+            channel_name=name,
+            last_heartbeat=last_heartbeat,
+            closed_at=closed_at,
+            close_code=code if closed_at else None,
+        )
+
+    session(users.alice, "dead-1", heartbeat, closed_at=now)  # alice: on the dead daemon only
+    session(users.alice, "dead-2", heartbeat - timedelta(seconds=5), closed_at=now)
+    session(users.bob, "dead-3", heartbeat, closed_at=now)  # bob: also on a live daemon
+    session(users.bob, "live", now - timedelta(seconds=2))
+    session(users.carol, "dead-4", heartbeat, closed_at=now)  # carol: seen later already
+    later = now - timedelta(seconds=10)
+    PresenceSetting.objects.create(user=users.carol, last_seen=later)
+    session(users.dave, "closed-earlier", heartbeat, closed_at=now - timedelta(seconds=1))
+
+    assert swept(now, away_after=300) == {
+        users.alice.pk: ("offline", heartbeat.isoformat()),
+        users.bob.pk: ("online", None),
+        users.carol.pk: ("offline", later.isoformat()),
+    }
+    assert PresenceSetting.objects.get(user=users.alice).last_seen == heartbeat
+    assert not PresenceSetting.objects.filter(user=users.bob).exists()
+    assert swept(now + timedelta(seconds=1), away_after=300) == {}
