@@ -330,7 +330,7 @@ CLIENT_EVENTS = {
         _event("room.unmute", "manage", room_id=_room, user_id=(id_field, REQUIRED)),
         _event("presence.subscribe", "read", room_id=(id_field, OPTIONAL)),
         _event("presence.unsubscribe", "read"),
-        _event("presence.hide", "manage", hidden=(bool_field, REQUIRED)),
+        _event("presence.hide", "manage", hidden=(bool_field, OPTIONAL)),
         _event("user.block", "manage", user_id=(id_field, REQUIRED)),
         _event("user.unblock", "manage", user_id=(id_field, REQUIRED)),
         _event("user.search", "read", query=(search_field, REQUIRED)),

@@ -235,3 +235,16 @@ def test_swept_users_are_offline_with_their_last_heartbeat_unless_a_session_is_l
     assert PresenceSetting.objects.get(user=users.alice).last_seen == heartbeat
     assert not PresenceSetting.objects.filter(user=users.bob).exists()
     assert swept(now + timedelta(seconds=1), away_after=300) == {}
+
+
+async def test_a_new_socket_asks_whether_its_presence_is_hidden(connect, users, room):
+    carol = await connect(users.carol)
+    assert await carol.ok("presence.hide", {}) == {"hidden": False}  # never set
+    assert await carol.ok("presence.hide", {"hidden": True}) == {"hidden": True}
+    await carol.close()
+    carol = await connect(users.carol)  # after a login: only the stored setting knows
+    assert await carol.ok("presence.hide", {}) == {"hidden": True}
+    assert (await PresenceSetting.objects.aget(user=users.carol)).hidden
+    assert await carol.error("presence.hide", {"hidden": "yes"}) == 4003
+    assert await carol.ok("presence.hide", {"hidden": False}) == {"hidden": False}
+    assert await carol.ok("presence.hide", {}) == {"hidden": False}

@@ -122,6 +122,12 @@ def _record_last_seen(user_id, seen):
         pass
 
 
+def hidden_setting(user):
+    """Whether the user hides their presence; the reply data."""
+    setting = PresenceSetting.objects.filter(user=user).values_list("hidden", flat=True).first()
+    return {"hidden": bool(setting)}
+
+
 def set_hidden(user, hidden):
     """Hide or show the user's presence; the reply data."""
     PresenceSetting.objects.bulk_create(
