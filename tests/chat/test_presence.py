@@ -194,6 +194,40 @@ async def test_presence_travels_between_daemons_through_redis_pubsub(
     await changes_until(bob, status(users.alice, "offline"))
 
 
+async def test_a_daemon_says_its_word_again_after_a_stale_offline(
+    connect, users, room, fast_presence, pubsub_layer
+):
+    """Another daemon says alice went offline (its socket of hers closed as this one opened
+    here): the recount it sends to every hub through Redis makes this daemon, where alice is,
+    say online again, for the subscribers on every daemon."""
+    from channels_redis.pubsub import RedisPubSubChannelLayer
+
+    from chatserver.chat.localgroups import unbatched
+
+    other_daemon = RedisPubSubChannelLayer(**pubsub_layer["CONFIG"])
+    group = f"presence.{users.alice.pk}"
+    hubs = "presence.hubs"
+    listening = await other_daemon.new_channel()
+    await other_daemon.group_add(group, listening)  # as a daemon with a subscriber would
+
+    async def next_word_from_here():
+        while True:
+            message = await asyncio.wait_for(other_daemon.receive(listening), 10)
+            for each in unbatched(message):
+                if each["daemon"] != "d2":  # not the other daemon's own, which comes back
+                    return each["type"], each["user_id"], each["status"]
+
+    try:
+        await connect(users.alice)  # here
+        assert await next_word_from_here() == ("presence.changed", users.alice.pk, "online")
+        stale = {"group": group, "user_id": users.alice.pk, "status": "offline", "daemon": "d2"}
+        await other_daemon.group_send(group, {"type": "presence.changed", **stale})
+        await other_daemon.group_send(hubs, {**stale, "type": "presence.recount", "group": hubs})
+        assert await next_word_from_here() == ("presence.changed", users.alice.pk, "online")
+    finally:
+        await other_daemon.flush()
+
+
 # -- what the heartbeat sweeper tells presence about ----------------------------------------
 
 
