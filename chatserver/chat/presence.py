@@ -45,6 +45,7 @@ from channels.layers import get_channel_layer
 from .conf import option
 from .localgroups import local_groups
 from .protocol import encode_event
+from .reconnect import LOST
 from .services.presence import offline_since as offline_since_db
 from .services.presence import swept as swept_db
 
@@ -347,9 +348,11 @@ async def sessions_swept(closed_at, channel_layer=None):
         if users:
             await hub(channel_layer or get_channel_layer()).reset(users)
         return len(users)
+    except LOST as error:  # the database went away since the sweep: one line, no traceback
+        logger.warning("presence: the swept sessions' users stay as they were: %s", error)
     except Exception:
         logger.exception("presence: publishing the swept sessions' users failed")
-        return 0
+    return 0
 
 
 _registry = {}
