@@ -22,8 +22,8 @@ def main(plan_path, out_path):
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
+    from chatserver.chat.auth.tokens import issue_access_token
     from chatserver.chat.services import rooms
-    from chatserver.chat.tokens import issue_access_token
 
     started = time.monotonic()
     plan = json.loads(open(plan_path).read())

@@ -51,7 +51,7 @@ DEFAULTS = {
     # ``window`` seconds of the first; past them a login answers 429 without checking the password.
     "LOGIN_FAILURE_LIMITS": {"per_username": 5, "per_address": 20, "window": 15 * 60},
     # Token buckets per user and event class: refill per second, burst capacity. Shared by every
-    # daemon through Redis (REDIS_URL), kept across reconnects (chat/ratelimit.py).
+    # daemon through Redis (REDIS_URL), kept across reconnects (chat/limits/ratelimit.py).
     "RATE_LIMITS": {
         "send": {"rate": 5.0, "burst": 20},
         "typing": {"rate": 2.0, "burst": 10},

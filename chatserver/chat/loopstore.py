@@ -42,7 +42,7 @@ from channels.db import database_sync_to_async
 from django.db import connections
 from psycopg import sql
 
-from . import metrics
+from .operations import metrics
 from .reconnect import drop_dead_thread_connections, refused_while_lost, unavailable
 from .services import connect as connect_service
 from .services import messages as service

@@ -106,7 +106,7 @@ def heartbeat_sweeper(interval, clock, threshold):
     then publish their users' presence: a daemon that died (SIGKILL) never said they left."""
     from django.utils import timezone
 
-    from chatserver.chat.presence import sessions_swept
+    from chatserver.chat.delivery.presence import sessions_swept
     from chatserver.chat.reconnect import LOST
     from chatserver.chat.sessions import expire_silent_sessions
 

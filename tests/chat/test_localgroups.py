@@ -7,8 +7,8 @@ from channels.layers import InMemoryChannelLayer
 from channels_redis.core import RedisChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
-from chatserver.chat.fanout import ROOM_EVENT
-from chatserver.chat.localgroups import LAYER_BATCH, LocalGroups, unbatched
+from chatserver.chat.delivery.fanout import ROOM_EVENT
+from chatserver.chat.delivery.localgroups import LAYER_BATCH, LocalGroups, unbatched
 
 from .races import wait_for
 
@@ -155,7 +155,7 @@ async def test_each_process_gets_a_redis_group_message_once(redis_url, layer_cla
 
 
 def test_group_operations_leave_half_the_redis_pool_free():
-    from chatserver.chat.localgroups import concurrent_ops_for
+    from chatserver.chat.delivery.localgroups import concurrent_ops_for
 
     def redis_layer(size):
         return RedisChannelLayer(

@@ -202,7 +202,7 @@ async def test_a_daemon_says_its_word_again_after_a_stale_offline(
     say online again, for the subscribers on every daemon."""
     from channels_redis.pubsub import RedisPubSubChannelLayer
 
-    from chatserver.chat.localgroups import unbatched
+    from chatserver.chat.delivery.localgroups import unbatched
 
     other_daemon = RedisPubSubChannelLayer(**pubsub_layer["CONFIG"])
     group = f"presence.{users.alice.pk}"

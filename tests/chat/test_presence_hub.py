@@ -6,9 +6,9 @@ import asyncio
 import pytest
 from channels.layers import get_channel_layer
 
-from chatserver.chat import presence
-from chatserver.chat.localgroups import local_groups
-from chatserver.chat.presence import PresenceHub, presence_group
+from chatserver.chat.delivery import presence
+from chatserver.chat.delivery.localgroups import local_groups
+from chatserver.chat.delivery.presence import PresenceHub, presence_group
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -4,10 +4,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from chatserver.chat import eventlog
-from chatserver.chat.permissions import Access
+from chatserver.chat.services import eventlog
 from chatserver.chat.services import messages as message_service
 from chatserver.chat.services import rooms as room_service
+from chatserver.chat.services.permissions import Access
 
 pytestmark = pytest.mark.django_db
 

@@ -3,8 +3,10 @@
 from channels.db import database_sync_to_async
 from django.utils import timezone
 
-from .. import eventlog, sessions
+from .. import sessions
 from ..conf import option
+from ..protocol import HEARTBEAT, RESUME
+from ..services import eventlog
 
 replay = database_sync_to_async(eventlog.replay)
 
@@ -17,7 +19,7 @@ async def heartbeat(conn, frame, data):
         await sessions.reopen_session(conn.user, conn.channel_name)
     await conn.reply(
         frame,
-        "session.heartbeat",
+        HEARTBEAT,
         {
             "server_time": timezone.now().isoformat(),
             "inactivity_threshold": option("INACTIVITY_THRESHOLD"),
@@ -32,7 +34,7 @@ async def resume(conn, frame, data):
     )
     await conn.reply(
         frame,
-        "session.resume",
+        RESUME,
         {
             "rooms": {str(room_id): state for room_id, state in rooms.items()},
             "missing": missing,

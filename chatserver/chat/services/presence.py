@@ -12,8 +12,6 @@ from ..conf import option
 from ..models import Membership, PresenceSetting, Session
 from ..protocol import CLOSE_HEARTBEAT_EXPIRED, invalid
 
-PRESENCE_SETTING = "presencesetting.dispatch"
-
 
 def _bounded(user_ids):
     limit = option("PRESENCE_MAX_USERS")

@@ -42,12 +42,13 @@ import uuid
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from .conf import option
+from ..conf import option
+from ..protocol import PRESENCE as DISPATCH
+from ..protocol import encode_event
+from ..reconnect import LOST
+from ..services.presence import offline_since as offline_since_db
+from ..services.presence import swept as swept_db
 from .localgroups import local_groups
-from .protocol import encode_event
-from .reconnect import LOST
-from .services.presence import offline_since as offline_since_db
-from .services.presence import swept as swept_db
 
 offline_since = database_sync_to_async(offline_since_db)
 swept = database_sync_to_async(swept_db)
@@ -57,7 +58,6 @@ logger = logging.getLogger(__name__)
 PRESENCE_CHANGED = "presence.changed"  # group message; PresenceHub.presence_changed
 PRESENCE_RECOUNT = "presence.recount"  # on HUBS; PresenceHub.presence_recount
 HUBS = "presence.hubs"  # the group every process's hub listens on
-DISPATCH = "presence.dispatch"
 ONLINE, AWAY, OFFLINE = "online", "away", "offline"
 SNAPSHOT = "snapshot"  # what the database said when the first subscriber here asked
 

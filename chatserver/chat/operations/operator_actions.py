@@ -10,10 +10,10 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.db.models import Count
 
-from . import eventlog, fanout
-from .models import Message, Room
-from .protocol import encode_event
-from .services import messages
+from ..delivery import fanout
+from ..models import Message, Room
+from ..protocol import MESSAGE_CREATED, encode_event
+from ..services import messages
 
 
 async def system_message(room_id, text, channel_layer=None):
@@ -23,7 +23,7 @@ async def system_message(room_id, text, channel_layer=None):
     """
     data = await database_sync_to_async(messages.system_message)(room_id, text)
     layer = channel_layer or get_channel_layer()
-    await fanout.to_room(layer, room_id, encode_event(eventlog.MESSAGE_CREATED, data))
+    await fanout.to_room(layer, room_id, encode_event(MESSAGE_CREATED, data))
     return data
 
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 from guardian.models import UserObjectPermission
 from guardian.shortcuts import assign_perm, remove_perm
 
-from .models import Membership, Mute, Room
+from ..models import Membership, Mute, Room
 
 VIEW = "view_room"
 SEND = "send_message"

@@ -26,7 +26,7 @@ import logging
 import uuid
 from collections import defaultdict, deque
 
-from . import metrics
+from ..operations import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -348,7 +348,7 @@ def concurrent_ops_for(layer, ceiling=32):
 
 def local_groups(layer):
     """The process's LocalGroups for a channel layer (one per layer and event loop)."""
-    from .conf import option
+    from ..conf import option
 
     loop = asyncio.get_running_loop()
     key = (id(layer), id(loop))  # LocalGroups holds both, so their ids stay unique

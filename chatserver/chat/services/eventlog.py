@@ -10,12 +10,10 @@ from django.db.models import F, Q, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
-from .models import Membership, Message, Room, RoomEvent
-from .protocol import encoded_size
-from .serializers import deleted_message_payload, message_payload
+from ..models import Membership, Message, Room, RoomEvent
+from ..protocol import MESSAGE_CREATED, MESSAGE_MODIFIED, encoded_size
+from ..serializers import deleted_message_payload, message_payload
 
-MESSAGE_CREATED = "message.dispatch"
-MESSAGE_MODIFIED = "messagemodification.dispatch"
 # Events whose frame embeds the message, rebuilt from its current state.
 MESSAGE_EVENTS = (MESSAGE_CREATED, MESSAGE_MODIFIED)
 

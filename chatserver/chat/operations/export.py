@@ -13,8 +13,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from . import eventlog
-from .models import (
+from ..models import (
     Block,
     Membership,
     Message,
@@ -25,7 +24,8 @@ from .models import (
     RoomEvent,
     Session,
 )
-from .serializers import member_payload, message_payload, room_payload, user_payload
+from ..serializers import member_payload, message_payload, room_payload, user_payload
+from ..services import eventlog
 
 CHUNK_SIZE = 2000
 

@@ -12,8 +12,8 @@ import logging
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from ..sessions import SESSION_CLOSE
 from . import fanout
-from .sessions import SESSION_CLOSE
 
 logger = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ import time
 
 import redis.asyncio
 
-from .batching import Batcher
-from .conf import DEFAULTS, option
+from ..batching import Batcher
+from ..conf import DEFAULTS, option
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ Origin), and the client backs off before trying again.
 import ipaddress
 import logging
 
-from .protocol import CLOSE_TOO_MANY_CONNECTIONS
+from ..protocol import CLOSE_TOO_MANY_CONNECTIONS
 from .ratelimit import limiter
 
 logger = logging.getLogger(__name__)

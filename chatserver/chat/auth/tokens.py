@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
-from .conf import option
+from ..conf import option
 
 ALGORITHM = "HS256"
 ACCESS = "access"
@@ -66,7 +66,7 @@ def _pair(user, family_id, jti):
 
 def issue_token_pair(user):
     """A new login: a token family and its first access and refresh tokens."""
-    from .models import TokenFamily
+    from ..models import TokenFamily
 
     jti = uuid.uuid4().hex
     family = TokenFamily.objects.create(id=uuid.uuid4(), user=user, current_jti=jti)
@@ -100,7 +100,7 @@ def user_id_from_token(token, expected_type=ACCESS):
 
 
 def _family_for_update(claims):
-    from .models import TokenFamily
+    from ..models import TokenFamily
 
     try:
         family_id = uuid.UUID(str(claims.get("fid")))

@@ -14,9 +14,9 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 from django.utils import timezone
 
-from .fanout import user_group
-from .protocol import CLOSE_UNAUTHENTICATED
-from .sessions import SESSION_CLOSE
+from ..delivery.fanout import user_group
+from ..protocol import CLOSE_UNAUTHENTICATED
+from ..sessions import SESSION_CLOSE
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def cut_off_after_change(sender, instance, created=False, raw=False, **kwargs):
         return
     instance._chat_cut_off = False
     user_id = instance.pk
-    from .models import TokenFamily
+    from ..models import TokenFamily
 
     TokenFamily.objects.filter(user_id=user_id, revoked_at__isnull=True).update(
         revoked_at=timezone.now()

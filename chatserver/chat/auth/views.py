@@ -10,8 +10,8 @@ from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from .login_throttle import forget_failures
-from .request_bodies import form_or_json
+from ..limits.login_throttle import forget_failures
+from ..request_bodies import form_or_json
 from .tokens import InvalidToken, issue_token_pair, revoke, rotate
 
 

@@ -19,8 +19,8 @@ from django.http import HttpResponse, JsonResponse
 from django.urls import reverse
 from django.utils.decorators import sync_and_async_middleware
 
-from .conf import option
-from .request_bodies import form_or_json
+from ..conf import option
+from ..request_bodies import form_or_json
 
 PREFIX = "login-failures"
 
