@@ -14,10 +14,24 @@ One ``PresenceHub`` per process (per channel layer and event loop) does three th
   ``presence.dispatch`` frame per ``PRESENCE_FLUSH_INTERVAL``, carrying every change since the
   last one. A thousand members coming online cost a subscriber one frame a second, not a thousand.
 
-A user with sockets on several daemons is ``online`` while any daemon says so; ``offline`` comes
-from the daemon that closed the last open session (the database says which). Hidden users
-(presence.hide) look offline without ``last_seen``; subscribers learn who is hidden from the
-database when they subscribe and from the hide events after that, so a connect costs no query.
+A user with sockets on several daemons is ``online`` while any daemon says so (``away`` only
+when every daemon with a socket of theirs says ``away``); ``offline`` comes from the daemon that
+closed the last open session (the database says which). Hidden users (presence.hide) look offline
+without ``last_seen``; subscribers learn who is hidden from the database when they subscribe and
+from the hide events after that, so a connect costs no query.
+
+Subscribers keep each daemon's word per watched user, and a word can go stale: a daemon killed
+with SIGKILL never says ``offline``, and a subscription starts from the database's snapshot,
+which cannot tell the daemons apart. Two things mend that without any work per frame:
+
+- The heartbeat sweeper of a surviving daemon closes the dead daemon's sessions
+  (INACTIVITY_THRESHOLD later) and then publishes a *reset* for their users
+  (:func:`sessions_swept`): subscribers drop every daemon's word for the user and take the
+  database's (``offline`` with ``last_seen`` when no session is left).
+- Every hub listens on one shared group, ``presence.hubs``, for ``presence.recount`` messages:
+  a reset, and every ``away`` or ``offline`` a daemon publishes. A hub with sockets of that user
+  answers by publishing its own word again, so a user active on one daemon and idle on another
+  stays ``online`` for every subscriber, and a reset is followed by the live daemons' words.
 """
 
 import asyncio
@@ -26,18 +40,24 @@ import time
 import uuid
 
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 
 from ..conf import option
 from ..protocol import PRESENCE as DISPATCH
 from ..protocol import encode_event
+from ..reconnect import LOST
 from ..services.presence import offline_since as offline_since_db
+from ..services.presence import swept as swept_db
 from .localgroups import local_groups
 
 offline_since = database_sync_to_async(offline_since_db)
+swept = database_sync_to_async(swept_db)
 
 logger = logging.getLogger(__name__)
 
 PRESENCE_CHANGED = "presence.changed"  # group message; PresenceHub.presence_changed
+PRESENCE_RECOUNT = "presence.recount"  # on HUBS; PresenceHub.presence_recount
+HUBS = "presence.hubs"  # the group every process's hub listens on
 ONLINE, AWAY, OFFLINE = "online", "away", "offline"
 SNAPSHOT = "snapshot"  # what the database said when the first subscriber here asked
 
@@ -92,6 +112,7 @@ class PresenceHub:
         self.subscriptions = {}  # consumer -> frozenset of user ids
         self.pending = {}  # consumer -> {user id: entry} not sent yet
         self._ticker = None
+        self._joined_hubs = False
 
     # -- this process's users ------------------------------------------------------------
 
@@ -99,6 +120,7 @@ class PresenceHub:
         """A socket of ``user_id`` connected here."""
         user = self.local.get(user_id)
         if user is None:
+            self._join_hubs()
             user = self.local[user_id] = LocalUser(self.clock())
             self._publish(user_id, ONLINE)
             self._tick_soon()
@@ -147,6 +169,12 @@ class PresenceHub:
         self._publish(user_id, status, hidden=hidden)
 
     def _publish(self, user_id, status, **extra):
+        asyncio.ensure_future(self._send(self._messages(user_id, status, **extra)))
+
+    def _messages(self, user_id, status, **extra):
+        """The group messages of one change: ``presence.changed`` to the user's watchers, and
+        for ``away``, ``offline`` and resets a ``presence.recount`` to every hub, so the
+        daemons with a socket of the user say their word again."""
         message = {
             "type": PRESENCE_CHANGED,
             "group": presence_group(user_id),
@@ -155,13 +183,52 @@ class PresenceHub:
             "daemon": self.id,
             **extra,
         }
-        asyncio.ensure_future(self._send(message))
+        if status == ONLINE and not extra.get("reset"):
+            return [message]
+        return [message, {**message, "type": PRESENCE_RECOUNT, "group": HUBS}]
 
-    async def _send(self, message):
-        try:
-            await local_groups(self.layer).publish(message, wait=False)
-        except Exception:  # presence is best effort: the next change corrects it
-            logger.exception("presence: publishing %s failed", message["status"])
+    async def _send(self, messages):
+        groups = local_groups(self.layer)
+        for message in messages:
+            try:
+                await groups.publish(message, wait=False)
+            except Exception:  # presence is best effort: the next change corrects it
+                logger.exception("presence: publishing %s failed", message["status"])
+
+    def _join_hubs(self):
+        """Listen for recounts (once, when the first local user connects or a reset is sent)."""
+        if not self._joined_hubs:
+            self._joined_hubs = True
+            future = asyncio.ensure_future(local_groups(self.layer).add(HUBS, self))
+            future.add_done_callback(self._hubs_joined)
+
+    def _hubs_joined(self, future):
+        if future.cancelled() or future.exception() is not None:
+            self._joined_hubs = False  # the next connect tries again
+            if not future.cancelled():
+                logger.warning("presence: could not listen for recounts: %s", future.exception())
+
+    async def reset(self, users):
+        """Publish what the database says of ``users`` (``{user_id: (status, last_seen)}``) as
+        resets: watchers drop every daemon's word for them, and the daemons that have a socket
+        of theirs say their word again (the heartbeat sweeper calls this)."""
+        self._join_hubs()
+        for user_id, (status, last_seen) in users.items():
+            await self._send(self._messages(user_id, status, last_seen=last_seen, reset=True))
+
+    async def presence_recount(self, message):
+        """Another daemon published ``away``, ``offline`` or a reset for a user (HUBS group):
+        when that user has a socket here, say this daemon's word again."""
+        user_id = message["user_id"]
+        user = self.local.get(user_id)
+        if user is None:
+            return
+        if message.get("reset"):
+            self._publish(user_id, user.status)
+        elif message["daemon"] == self.id:
+            return
+        elif message["status"] == OFFLINE or user.status == ONLINE:
+            self._publish(user_id, user.status)
 
     # -- subscribers ---------------------------------------------------------------------
 
@@ -212,8 +279,15 @@ class PresenceHub:
         if "hidden" in message:
             watched.hidden = message["hidden"]
         status = message["status"]
-        if status == OFFLINE:
+        if status == OFFLINE or message.get("reset"):
+            # Every daemon's word goes (a reset's status stands in for the daemons that have a
+            # socket of the user, until they say their word again); this one's own stays true.
             watched.states.clear()
+            if status != OFFLINE:
+                watched.states[SNAPSHOT] = status
+            local = self.status_of(user_id)
+            if local is not None:
+                watched.states[self.id] = local
             watched.last_seen = message.get("last_seen") or watched.last_seen
         else:
             watched.states.pop(SNAPSHOT, None)
@@ -263,6 +337,22 @@ class PresenceHub:
                 await consumer.send(text_data=text)
             except Exception:  # that socket is closing; the others still get theirs
                 logger.debug("presence: could not write to %s", consumer, exc_info=True)
+
+
+async def sessions_swept(closed_at, channel_layer=None):
+    """The heartbeat sweeper closed sessions at ``closed_at``: publish the presence of their
+    users as the database now has it (a reset). Best effort: a failure is logged, the sweep
+    stands. Returns the number of users told about."""
+    try:
+        users = await swept(closed_at, option("PRESENCE_AWAY_AFTER"))
+        if users:
+            await hub(channel_layer or get_channel_layer()).reset(users)
+        return len(users)
+    except LOST as error:  # the database went away since the sweep: one line, no traceback
+        logger.warning("presence: the swept sessions' users stay as they were: %s", error)
+    except Exception:
+        logger.exception("presence: publishing the swept sessions' users failed")
+    return 0
 
 
 _registry = {}

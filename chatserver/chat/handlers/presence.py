@@ -14,6 +14,7 @@ room_members = database_sync_to_async(service.room_members)
 peers = database_sync_to_async(service.peers)
 snapshot = database_sync_to_async(service.snapshot)
 set_hidden = database_sync_to_async(service.set_hidden)
+hidden_setting = database_sync_to_async(service.hidden_setting)
 
 
 async def subscribe(conn, frame, data):
@@ -38,6 +39,11 @@ async def unsubscribe(conn, frame, data):
 
 
 async def hide(conn, frame, data):
+    """Hide or show one's presence; without ``hidden``, only tell whether it is hidden (a new
+    socket learns the stored setting this way)."""
+    if "hidden" not in data:
+        await conn.reply(frame, PRESENCE_SETTING, await hidden_setting(conn.user))
+        return
     reply = await set_hidden(conn.user, data["hidden"])
     conn.presence.hidden_changed(conn.user.pk, data["hidden"])
     await conn.reply(frame, PRESENCE_SETTING, reply)

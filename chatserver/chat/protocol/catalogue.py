@@ -199,7 +199,7 @@ CLIENT_EVENTS = {
         ),
         _event("presence.subscribe", "read", "presence.subscribe", room_id=(id_field, OPTIONAL)),
         _event("presence.unsubscribe", "read", "presence.unsubscribe"),
-        _event("presence.hide", "manage", "presence.hide", hidden=(bool_field, REQUIRED)),
+        _event("presence.hide", "manage", "presence.hide", hidden=(bool_field, OPTIONAL)),
         _event("user.block", "manage", "users.block", user_id=(id_field, REQUIRED)),
         _event("user.unblock", "manage", "users.unblock", user_id=(id_field, REQUIRED)),
         _event("user.search", "read", "users.search", query=(search_field, REQUIRED)),
