@@ -282,3 +282,27 @@ async def test_a_new_socket_asks_whether_its_presence_is_hidden(connect, users, 
     assert await carol.error("presence.hide", {"hidden": "yes"}) == 4003
     assert await carol.ok("presence.hide", {"hidden": False}) == {"hidden": False}
     assert await carol.ok("presence.hide", {}) == {"hidden": False}
+
+
+def test_last_sockets_closing_together_are_recorded_in_one_batch(users):
+    """offline_since_many: users with a session left elsewhere stay online (None); the others
+    get last_seen recorded together; a deleted user is skipped, not an error for the batch."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from chatserver.chat.models import Session
+    from chatserver.chat.services.presence import offline_since_many
+
+    Session.objects.create(
+        user=users.bob, channel_name="bob-elsewhere", last_heartbeat=timezone.now()
+    )
+    now = timezone.now()
+    with CaptureQueriesContext(connection) as queries:
+        answers = offline_since_many([users.alice.pk, users.bob.pk, users.carol.pk], now)
+    assert answers == [now, None, now]
+    assert len(queries) <= 4  # open sessions, the upsert (in its transaction)
+    seen = dict(PresenceSetting.objects.values_list("user_id", "last_seen"))
+    assert seen == {users.alice.pk: now, users.carol.pk: now}
+    later = timezone.now()
+    assert offline_since_many([users.alice.pk, 999_999], later) == [later, None]

@@ -42,15 +42,23 @@ import uuid
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
+from ..batching import Batcher
 from ..conf import option
 from ..protocol import PRESENCE as DISPATCH
 from ..protocol import encode_event
 from ..reconnect import LOST
-from ..services.presence import offline_since as offline_since_db
+from ..services.presence import offline_since_many
 from ..services.presence import swept as swept_db
 from .localgroups import local_groups
 
-offline_since = database_sync_to_async(offline_since_db)
+# The last sockets of many users closing at once (a restart) ask the database together.
+_offline_checks = Batcher(database_sync_to_async(offline_since_many), limit=1000)
+
+
+async def offline_since(user_id):
+    return await _offline_checks.submit(user_id)
+
+
 swept = database_sync_to_async(swept_db)
 
 logger = logging.getLogger(__name__)
