@@ -23,6 +23,7 @@ DEFAULTS = {
     # Seconds between re-assertions of this process's group memberships in the channel layer,
     # so a Redis restart or the layer's group expiry never silently stops broadcasts.
     "GROUP_REFRESH_INTERVAL": 30,
+    "GROUP_LINGER_SECONDS": 15,
     # message.sends one connection may have stored ahead of their answers; past it the
     # consumer waits for them before it reads the next frame.
     "MAX_PIPELINED_SENDS": 100,

@@ -44,6 +44,7 @@ class LocalGroups:
         outbox_limit=1000,
         batch_limit=100,
         batch_bytes=256 * 1024,
+        linger=0.0,
     ):
         self.layer = layer
         self.id = uuid.uuid4().hex  # marks what this process publishes (see publish)
@@ -57,6 +58,11 @@ class LocalGroups:
         self.members = defaultdict(set)  # group -> local consumers
         self.channel = None
         self._subscribed = {}  # group -> Future of its group_add
+        # A group whose last local member left stays subscribed ``linger`` seconds: sockets that
+        # drop and come back (a network blip, a reconnect storm) cost no layer operation.
+        self.linger = linger
+        self._lingering = {}  # group -> TimerHandle of its delayed discard
+        self._leaving = set()  # discards started by a timer
         self._receiver = None
         self._refresher = None
         self._channel_ready = None
@@ -72,6 +78,9 @@ class LocalGroups:
     async def add(self, group, member):
         """Add a consumer to a group; returns once this process receives the group's messages."""
         self.members[group].add(member)
+        lingering = self._lingering.pop(group, None)
+        if lingering is not None:
+            lingering.cancel()  # still subscribed: nothing to ask the layer
         await self._subscribe(group)
 
     async def discard(self, group, member):
@@ -81,17 +90,43 @@ class LocalGroups:
         members.discard(member)
         if not members:
             del self.members[group]
-            subscribed = self._subscribed.pop(group, None)
-            if subscribed is not None and self.channel is not None:
-                await asyncio.shield(subscribed)
-                async with self._ops:
-                    with metrics.layer_group_discard.time():
-                        await self.layer.group_discard(group, self.channel)
-                if self.members.get(group):
-                    # Someone joined while the discard was in flight, and their group_add may
-                    # have reached the layer first: subscribe again, after the discard.
-                    self._subscribed.pop(group, None)
-                    await self._subscribe(group)
+            if self.linger > 0 and group in self._subscribed:
+                self._lingering[group] = self.loop.call_later(
+                    self.linger, self._linger_ended, group
+                )
+                return
+            await self._leave(group)
+
+    def _linger_ended(self, group):
+        self._lingering.pop(group, None)
+        if self.members.get(group):
+            return
+        leaving = asyncio.ensure_future(self._leave(group))
+        self._leaving.add(leaving)
+        leaving.add_done_callback(self._left)
+
+    def _left(self, leaving):
+        self._leaving.discard(leaving)
+        if not leaving.cancelled() and leaving.exception() is not None:
+            error = leaving.exception()
+            logger.error(
+                "local groups: leaving a group failed",
+                exc_info=(type(error), error, error.__traceback__),
+            )
+
+    async def _leave(self, group):
+        """Unsubscribe this process from a group its last local member left."""
+        subscribed = self._subscribed.pop(group, None)
+        if subscribed is not None and self.channel is not None:
+            await asyncio.shield(subscribed)
+            async with self._ops:
+                with metrics.layer_group_discard.time():
+                    await self.layer.group_discard(group, self.channel)
+            if self.members.get(group):
+                # Someone joined while the discard was in flight, and their group_add may
+                # have reached the layer first: subscribe again, after the discard.
+                self._subscribed.pop(group, None)
+                await self._subscribe(group)
 
     async def _subscribe(self, group):
         subscribed = self._subscribed.get(group)
@@ -288,6 +323,12 @@ class LocalGroups:
     async def close(self, drain_timeout=5.0):
         """Send what the outbox holds, stop receiving and leave every group (the daemon calls
         this on shutdown)."""
+        for lingering in self._lingering.values():
+            lingering.cancel()  # left below with every other subscribed group
+        self._lingering.clear()
+        for leaving in list(self._leaving):
+            leaving.cancel()
+        await asyncio.gather(*self._leaving, return_exceptions=True)
         outbox_tasks = list(self._outbox_tasks)
         if outbox_tasks:
             await asyncio.wait(outbox_tasks, timeout=drain_timeout)
@@ -358,6 +399,7 @@ def local_groups(layer):
             layer,
             refresh_interval=option("GROUP_REFRESH_INTERVAL"),
             max_concurrent_ops=concurrent_ops_for(layer),
+            linger=option("GROUP_LINGER_SECONDS"),
         )
         _registry[key] = groups
     return groups
