@@ -37,10 +37,11 @@ async def test_websocket_scopes_carry_a_direct_sender_http_scopes_do_not():
 def test_prepared_frames_are_encoded_once_as_utf8_text():
     server = service(None).server
     sender = DirectSender(server.ws_factory.buildProtocol(None), server.direct_writes)
-    prepared = sender.prepare('{"eventType":"message.dispatch","data":"héllo"}')
+    frame = sender.prepare('{"eventType":"message.dispatch","data":"héllo"}')
+    prepared = frame.message
     assert isinstance(prepared, PreparedMessage) and not prepared.binary
     assert prepared.payload == '{"eventType":"message.dispatch","data":"héllo"}'.encode()
-    assert prepared.payloadHybi.endswith(prepared.payload)
+    assert frame.data == prepared.payloadHybi and frame.data.endswith(prepared.payload)
 
 
 def test_close_codes_outside_autobahns_send_close_range_use_a_close_frame():
