@@ -13,12 +13,12 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from . import fanout, loopstore, metrics, presence, sessions
-from .batching import Batcher
+from . import fanout, metrics, presence, runtime, sessions
 from .conf import option
 from .connect_limits import user_may_connect
+from .direct_sender import direct_sender_of
 from .handlers import HANDLERS, PIPELINED
-from .localgroups import DIRECT_SENDER, local_groups
+from .localgroups import local_groups
 from .permissions import VIEW, load_accesses
 from .protocol import (
     CLOSE_TOO_BIG,
@@ -38,6 +38,7 @@ from .protocol import (
     with_request_id,
 )
 from .ratelimit import limiter
+from .storage.call_queue import Batcher
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.user = user
         metrics.connects_accepted.inc()
         # The daemon lets us write pre-encoded frames straight to the socket.
-        self.direct_sender = self.scope.get("extensions", {}).get(DIRECT_SENDER)
+        self.direct_sender = direct_sender_of(self.scope)
         self.groups_joined = set()
         self.rooms = set()
         self.access = {}  # room id -> permissions.Access, dropped on membership messages
@@ -94,7 +95,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Record the session and read the user's rooms in one database call, then join the
         user's group and every room group the database names, and notify. False when the
         socket was refused (one too many for the user) and is closing."""
-        room_ids, summary, open_sockets = await loopstore.connect_state(
+        room_ids, summary, open_sockets = await runtime.connected(
             self.user, self.channel_name, option("ENABLE_NOTIFICATION")
         )
         if open_sockets > option("MAX_SOCKETS_PER_USER"):

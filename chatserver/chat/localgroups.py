@@ -30,7 +30,6 @@ from . import metrics
 
 logger = logging.getLogger(__name__)
 
-DIRECT_SENDER = "chatserver.direct_sender"  # ASGI scope extension set by the daemon
 ROOM_EVENT = "room.event"  # a pre-encoded room frame, written after ChatConsumer.wants_room_frame
 LAYER_BATCH = "localgroups.batch"  # several group messages in one layer message, in order
 

@@ -8,7 +8,7 @@ from channels.testing import WebsocketCommunicator
 
 from chatserver.asgi import application
 from chatserver.chat.consumers import ChatConsumer
-from chatserver.chat.localgroups import DIRECT_SENDER
+from chatserver.chat.direct_sender import SCOPE_KEY as DIRECT_SENDER
 from chatserver.chat.protocol import ProtocolError
 from chatserver.chat.tokens import issue_access_token
 
