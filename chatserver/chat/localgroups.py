@@ -26,7 +26,7 @@ import logging
 import uuid
 from collections import defaultdict, deque
 
-from . import metrics
+from . import metrics, runtime
 
 logger = logging.getLogger(__name__)
 
@@ -330,9 +330,6 @@ def _log_failure(sent):
         )
 
 
-_registry = {}
-
-
 def concurrent_ops_for(layer, ceiling=32):
     """Concurrent group operations that leave half of a Redis layer's pool for the rest."""
     pool_sizes = [
@@ -346,26 +343,15 @@ def concurrent_ops_for(layer, ceiling=32):
 
 
 def local_groups(layer):
-    """The process's LocalGroups for a channel layer (one per layer and event loop)."""
+    """The process's LocalGroups for a channel layer (one per layer and event loop, kept by
+    chat.runtime, which closes it when the loop stops)."""
     from .conf import option
 
-    loop = asyncio.get_running_loop()
-    key = (id(layer), id(loop))  # LocalGroups holds both, so their ids stay unique
-    groups = _registry.get(key)
-    if groups is None or groups.loop is not loop or groups.layer is not layer:
-        groups = LocalGroups(
+    def make():
+        return LocalGroups(
             layer,
             refresh_interval=option("GROUP_REFRESH_INTERVAL"),
             max_concurrent_ops=concurrent_ops_for(layer),
         )
-        _registry[key] = groups
-    return groups
 
-
-async def close_all():
-    """Close every LocalGroups of this event loop."""
-    loop = asyncio.get_running_loop()
-    for key, groups in list(_registry.items()):
-        if key[1] == id(loop):
-            await groups.close()
-            del _registry[key]
+    return runtime.per_layer(LocalGroups, layer, make)

@@ -27,6 +27,7 @@ import uuid
 
 from channels.db import database_sync_to_async
 
+from . import runtime
 from .conf import option
 from .localgroups import local_groups
 from .protocol import encode_event
@@ -228,6 +229,13 @@ class PresenceHub:
 
     # -- the one task: away and flushes --------------------------------------------------
 
+    async def close(self):
+        """Stop the ticker (chat.runtime.stop, when the event loop stops)."""
+        ticker, self._ticker = self._ticker, None
+        if ticker is not None:
+            ticker.cancel()
+            await asyncio.gather(ticker, return_exceptions=True)
+
     def _tick_soon(self):
         if self._ticker is None or self._ticker.done():
             self._ticker = asyncio.ensure_future(self._tick_loop())
@@ -265,16 +273,11 @@ class PresenceHub:
                 logger.debug("presence: could not write to %s", consumer, exc_info=True)
 
 
-_registry = {}
-
-
 def hub(layer):
-    """The process's PresenceHub for a channel layer (one per layer and event loop)."""
-    loop = asyncio.get_running_loop()
-    key = (id(layer), id(loop))
-    found = _registry.get(key)
-    if found is None or found.loop is not loop or found.layer is not layer:
-        found = _registry[key] = PresenceHub(
-            layer, option("PRESENCE_AWAY_AFTER"), option("PRESENCE_FLUSH_INTERVAL")
-        )
-    return found
+    """The process's PresenceHub for a channel layer (one per layer and event loop, kept by
+    chat.runtime, which closes it when the loop stops)."""
+
+    def make():
+        return PresenceHub(layer, option("PRESENCE_AWAY_AFTER"), option("PRESENCE_FLUSH_INTERVAL"))
+
+    return runtime.per_layer(PresenceHub, layer, make)

@@ -4,9 +4,11 @@ import asyncio
 
 import pytest
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from django.db import connection
 
-from chatserver.chat import runtime, storage
+from chatserver.chat import presence, runtime, storage
+from chatserver.chat.localgroups import LocalGroups, local_groups
 from chatserver.chat.services import rooms as room_service
 from chatserver.chat.storage.event_loop import EventLoopConnectState, EventLoopMessageStore
 from chatserver.chat.storage.orm import OrmConnectState, OrmMessageStore
@@ -54,3 +56,23 @@ async def test_stop_closes_the_loops_database_connection(users):
     await runtime.stop()
     assert opened.closed and loop_connection._connection is None
     runtime.start(asyncio.get_running_loop())
+
+
+async def test_stop_closes_the_presence_hub_then_the_local_groups_and_forgets_them():
+    layer = get_channel_layer()
+    groups, hub = local_groups(layer), presence.hub(layer)
+    assert local_groups(layer) is groups and presence.hub(layer) is hub  # one per loop and layer
+    assert groups in runtime.every(LocalGroups)
+    closed = []
+    for name, found in (("groups", groups), ("hub", hub)):
+
+        async def close(name=name, real=found.close):
+            closed.append(name)
+            await real()
+
+        found.close = close
+    await runtime.stop()
+    assert closed == ["hub", "groups"]  # newest first: the hub publishes through the groups
+    assert groups not in runtime.every(LocalGroups)
+    runtime.start(asyncio.get_running_loop())
+    assert local_groups(layer) is not groups
