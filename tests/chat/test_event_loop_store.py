@@ -18,6 +18,7 @@ from django.db import connection, connections
 from chatserver.chat import eventlog, runtime, storage
 from chatserver.chat.models import Message, Room, RoomEvent
 from chatserver.chat.protocol import ERROR_UNAVAILABLE, ProtocolError
+from chatserver.chat.services import messages as messages_service
 from chatserver.chat.services import rooms as room_service
 from chatserver.chat.storage import loop_connection, message_sql
 from chatserver.chat.storage.orm import run_now
@@ -472,7 +473,9 @@ async def test_a_system_message_is_stored_by_the_loops_statement(users):
 
 async def test_a_reply_is_validated_in_the_thread_and_stored_by_the_loops_statement(users):
     room_id = await database_sync_to_async(make_room)(users.alice, [users.bob])
-    ((parent, _),) = await runtime.store_sends([(users.alice, room_id, {"content": "parent"})])
+    send = database_sync_to_async(messages_service.send_message)
+    parent, _ = await send(users.alice, room_id, {"content": "parent"})  # through the ORM
+    assert store_of_this_loop()._connection is None  # the loop's connection opens at first use
     reply = {"content": "re", "parent_message_id": parent["message"]["id"]}
     elsewhere = {"content": "x", "parent_message_id": 10**9}
     (answer, refused) = await runtime.store_sends(
