@@ -13,11 +13,11 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from . import loopstore, sessions
-from .batching import Batcher
+from . import runtime, sessions
 from .conf import option
 from .delivery import fanout, presence
-from .delivery.localgroups import DIRECT_SENDER, local_groups
+from .delivery.localgroups import local_groups
+from .direct_sender import direct_sender_of
 from .handlers import HANDLERS, PIPELINED
 from .limits.connect_limits import user_may_connect
 from .limits.ratelimit import limiter
@@ -41,6 +41,7 @@ from .protocol import (
     with_request_id,
 )
 from .services.permissions import VIEW, load_accesses
+from .storage.call_queue import Batcher
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.user = user
         metrics.connects_accepted.inc()
         # The daemon lets us write pre-encoded frames straight to the socket.
-        self.direct_sender = self.scope.get("extensions", {}).get(DIRECT_SENDER)
+        self.direct_sender = direct_sender_of(self.scope)
         self.groups_joined = set()
         self.rooms = set()
         self.access = {}  # room id -> permissions.Access, dropped on membership messages
@@ -97,7 +98,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Record the session and read the user's rooms in one database call, then join the
         user's group and every room group the database names, and notify. False when the
         socket was refused (one too many for the user) and is closing."""
-        room_ids, summary, open_sockets = await loopstore.connect_state(
+        room_ids, summary, open_sockets = await runtime.connected(
             self.user, self.channel_name, option("ENABLE_NOTIFICATION")
         )
         if open_sockets > option("MAX_SOCKETS_PER_USER"):

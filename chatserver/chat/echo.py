@@ -8,14 +8,14 @@ tests that path; empty text and binary messages are echoed too.
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from .delivery.localgroups import DIRECT_SENDER
+from .direct_sender import direct_sender_of
 
 
 class EchoConsumer(AsyncWebsocketConsumer):
     sender = None
 
     async def connect(self):
-        self.sender = self.scope.get("extensions", {}).get(DIRECT_SENDER)
+        self.sender = direct_sender_of(self.scope)
         await self.accept()
 
     async def receive(self, text_data=None, bytes_data=None):

@@ -12,10 +12,10 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.utils import timezone
 
-from .batching import Batcher
 from .models import Session
 from .protocol import CLOSE_HEARTBEAT_EXPIRED, CLOSE_SERVER_REQUEST
 from .reconnect import drop_dead_connections, refused_while_lost
+from .storage.call_queue import Batcher
 
 # Message type a consumer handles by closing its socket (see ChatConsumer.session_close).
 SESSION_CLOSE = "session.close"

@@ -19,9 +19,9 @@ from twisted.application import service
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
-from chatserver.chat import loopstore
+from chatserver.chat import runtime
 from chatserver.chat.conf import option
-from chatserver.chat.delivery.localgroups import DIRECT_SENDER, close_all
+from chatserver.chat.direct_sender import SCOPE_KEY as DIRECT_SENDER
 
 from . import wire_internals as wire
 from .aio import as_deferred
@@ -192,7 +192,7 @@ class DaphneService(service.MultiService):
     def startService(self):
         # Channels and asgiref look the event loop up globally; make it the reactor's.
         asyncio.set_event_loop(self.reactor._asyncioEventloop)
-        loopstore.install(self.reactor._asyncioEventloop)
+        runtime.start(self.reactor._asyncioEventloop)
         super().startService()
         # Daphne's housekeeping (reaping finished consumers, pings, timeouts) reschedules itself
         # on the reactor, as under `daphne`; it stops with the reactor.
@@ -228,15 +228,12 @@ class DaphneService(service.MultiService):
             for instance in leftovers:
                 instance.cancel()
             yield as_deferred(asyncio.gather(*leftovers, return_exceptions=True))
-        # 4. Leave the layer's groups, then close its connections.
-        yield as_deferred(close_all()).addErrback(
-            lambda failure: log.failure("closing local groups failed", failure)
+        # 4. The chat runtime leaves the layer's groups and closes the event loop's database
+        #    connection (stored messages' batches are done); then the layer's connections go.
+        yield as_deferred(runtime.stop()).addErrback(
+            lambda failure: log.failure("stopping the chat runtime failed", failure)
         )
         yield close_channel_layer(self.channel_layer)
-        # 5. Close the event loop's database connection (stored messages' batches are done).
-        yield as_deferred(loopstore.uninstall()).addErrback(
-            lambda failure: log.failure("closing the event loop's database connection", failure)
-        )
 
 
 async def _close_layer(layer):

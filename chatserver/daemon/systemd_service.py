@@ -24,14 +24,15 @@ log = Logger()
 
 def local_room_count():
     """Rooms this process holds sockets for: room groups with a local member."""
+    from chatserver.chat import runtime
     from chatserver.chat.delivery.fanout import room_group
-    from chatserver.chat.delivery.localgroups import _registry
+    from chatserver.chat.delivery.localgroups import LocalGroups
 
     prefix = room_group("")
     return len(
         {
             group
-            for groups in list(_registry.values())
+            for groups in runtime.every(LocalGroups)
             for group, members in list(groups.members.items())
             if members and group.startswith(prefix)
         }

@@ -9,7 +9,7 @@ from channels.layers import channel_layers, get_channel_layer
 from channels.testing import WebsocketCommunicator
 
 from chatserver.asgi import application
-from chatserver.chat import loopstore
+from chatserver.chat import runtime
 from chatserver.chat.auth.tokens import issue_access_token
 from chatserver.chat.limits.ratelimit import limiter
 from chatserver.chat.protocol import check_server_frame
@@ -131,11 +131,11 @@ def frames_match_schemas(monkeypatch):
 @pytest.fixture(autouse=True)
 async def fresh_layer():
     """An empty in-memory layer and no leftover rate-limit buckets for every test; messages
-    stored on the test's event loop as the daemon stores them (on PostgreSQL)."""
+    stored on the test's event loop as the daemon stores them (on PostgreSQL: chat.runtime)."""
     limiter.reset()
-    loopstore.install(asyncio.get_running_loop())
+    runtime.start(asyncio.get_running_loop())
     yield
-    await loopstore.uninstall()
+    await runtime.stop()
     layer = get_channel_layer()
     if hasattr(layer, "flush"):
         await layer.flush()

@@ -9,6 +9,7 @@ import threading
 import pytest
 from django.db import connection
 
+from chatserver.chat import storage
 from chatserver.chat.models import Membership, Message, Room, RoomEvent
 from chatserver.chat.protocol import ProtocolError
 from chatserver.chat.services import messages, rooms
@@ -83,16 +84,22 @@ def test_resends_with_one_client_msg_id_store_one_message(people):
 
 def test_a_resend_racing_a_batch_is_answered_with_the_winner(people, monkeypatch):
     """Another connection stores the same client_msg_id while a batch is being written: the
-    batch's INSERT fails on the unique constraint, each of its sends is retried alone, and the
-    resend gets the winner's message."""
+    batch's INSERT fails on the unique constraint, nothing of it is stored, the batch is run once
+    more (storage.MessageStore.store_sends), and the resend gets the winner's message."""
     alice, bob = people[0], people[1]
     change = rooms.create_room(alice, {"type": "group", "name": "r", "members": [bob.pk]})
     room_id = change.data["room_id"]
     holding, winner = threading.Event(), {}
     never = threading.Event()  # the holder commits after a second, while the batch waits
-    batches = []
-    real_batch = messages._send_batch
-    monkeypatch.setattr(messages, "_send_batch", lambda r: batches.append(r) or real_batch(r))
+    batches = []  # the messages of each write
+    orm = storage.PORTABLE.messages
+    real_store = orm.store_rooms
+
+    async def store_rooms(per_room, outcomes):
+        batches.append([m.content for messages in per_room.values() for m in messages.values()])
+        return await real_store(per_room, outcomes)
+
+    monkeypatch.setattr(orm, "store_rooms", store_rooms)
     thread = threading.Thread(
         target=store_a_resend_and_hold, args=(room_id, alice, holding, never, winner, 1.0)
     )
@@ -106,7 +113,8 @@ def test_a_resend_racing_a_batch_is_answered_with_the_winner(people, monkeypatch
         ]
     )
     thread.join(10)
-    assert [len(b) for b in batches] == [3, 1, 1, 1]  # failed together, retried alone
+    # Failed together, run once more: the resend is answered with the winner, not written.
+    assert batches == [["before", "w", "after"], ["before", "after"]]
     assert [o[1] for o in outcomes] == [False, True, False]
     assert outcomes[1][0]["message"]["id"] == winner["id"]
     assert [o[0]["seq"] for o in outcomes] == [3, 2, 4]  # no seq lost, none twice

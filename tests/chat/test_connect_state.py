@@ -1,5 +1,5 @@
-"""A connect's session row, rooms and unread summary: the ORM in the database thread and the
-event loop's statements (services/connect.py) give the same answers.
+"""A connect's session row, rooms and unread summary: the ORM in the database thread
+(storage/orm.py) and the event loop's statements (storage/connect_sql.py) give the same answers.
 
 PostgreSQL only (``make test`` runs the chat tests there too); on SQLite the daemon takes the
 ORM path, which every connecting test covers.
@@ -14,16 +14,17 @@ from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 
-from chatserver.chat import loopstore
+from chatserver.chat import runtime
 from chatserver.chat.models import Message, Session
-from chatserver.chat.services import connect as connect_service
 from chatserver.chat.services import messages as message_service
 from chatserver.chat.services import rooms as room_service
 from chatserver.chat.services.permissions import STAFF_PERMS, Access
+from chatserver.chat.storage import orm
+from chatserver.chat.storage.loop_connection import APPLICATION_NAME
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not connect_service.usable(), reason="PostgreSQL only"),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL only"),
 ]
 
 CHANNELS = itertools.count()  # channel names are never reused
@@ -59,7 +60,7 @@ def seq_of(message_id):
 def both_ways_sync(user, with_notifications):
     """The ORM's answer and the session row it wrote."""
     channel = f"orm-{next(CHANNELS)}"
-    answer = connect_service.state(user, channel, with_notifications)
+    answer = orm.opened_now(user, channel, with_notifications)
     return answer, session_row(channel)
 
 
@@ -70,7 +71,7 @@ def session_row(channel):
 
 async def on_the_loop(user, with_notifications):
     channel = f"loop-{next(CHANNELS)}"
-    answer = await loopstore.connect_state(user, channel, with_notifications)
+    answer = await runtime.connected(user, channel, with_notifications)
     return answer, await database_sync_to_async(session_row)(channel)
 
 
@@ -177,20 +178,21 @@ def last_query_of(pid):
 
 async def test_the_loop_runs_them_on_its_own_connection(users, monkeypatch):
     await database_sync_to_async(make_room)(users.alice, [users.bob], "g")
-    monkeypatch.setattr(loopstore, "connect_state_in_thread", None)  # fails if called
-    room_ids, _, open_sockets = await loopstore.connect_state(users.bob, "chan", True)
+    monkeypatch.setattr(orm, "opened_now", None)  # fails if called
+    room_ids, _, open_sockets = await runtime.connected(users.bob, "chan", True)
     assert open_sockets == 1
     assert len(room_ids) == 1
-    store = loopstore.install(asyncio.get_running_loop())  # conftest installed it already
-    application, query = await last_query_of(store._connection.info.backend_pid)
-    assert application == loopstore.APPLICATION_NAME and query.startswith("WITH page")
+    loop_connection = runtime.storage_of_this_loop().connection  # conftest started the loop
+    application, query = await last_query_of(loop_connection._connection.info.backend_pid)
+    assert application == APPLICATION_NAME and query.startswith("WITH page")
 
 
 async def test_timestamps_read_on_the_loop_are_in_djangos_zone(users, monkeypatch):
     """libpq takes the session's zone from PGTZ (or the server's default); payloads must not."""
-    await loopstore.uninstall()
+    await runtime.stop()
     monkeypatch.setenv("PGTZ", "America/New_York")
-    store = loopstore.install(asyncio.get_running_loop())
+    runtime.start(asyncio.get_running_loop())
+    store = runtime.storage_of_this_loop().connection
     room_id = await database_sync_to_async(make_room)(users.alice, [users.bob], "g")
     await database_sync_to_async(send)(users.alice, room_id, "hi")
     _, summary = await assert_same(users.bob)
@@ -207,10 +209,10 @@ async def test_a_connect_leaves_its_task_no_django_connection_to_keep(users):
 
     await database_sync_to_async(room_with_unread)()
     # The first connect opens the loop's connection and asks what is asked once per process.
-    await loopstore.connect_state(users.bob, "first", True)
+    await runtime.connected(users.bob, "first", True)
 
     async def connect_in_a_task_of_its_own():
-        _, summary, _ = await loopstore.connect_state(users.bob, "chan", True)
+        _, summary, _ = await runtime.connected(users.bob, "chan", True)
         return summary, getattr(connections._connections, DEFAULT_DB_ALIAS, None)
 
     task = asyncio.create_task(connect_in_a_task_of_its_own(), context=contextvars.Context())

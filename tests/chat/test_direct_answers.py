@@ -9,7 +9,7 @@ from channels.testing import WebsocketCommunicator
 from chatserver.asgi import application
 from chatserver.chat.auth.tokens import issue_access_token
 from chatserver.chat.consumers import ChatConsumer
-from chatserver.chat.delivery.localgroups import DIRECT_SENDER
+from chatserver.chat.direct_sender import SCOPE_KEY as DIRECT_SENDER
 from chatserver.chat.protocol import ProtocolError
 
 from .conftest import ORIGIN

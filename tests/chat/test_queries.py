@@ -103,7 +103,7 @@ def test_send_is_one_short_transaction(users):
 
 
 def test_connect_costs_three_queries_when_nothing_is_unread_and_a_constant_otherwise(users):
-    from chatserver.chat.services.connect import state as connect
+    from chatserver.chat.storage.orm import opened_now as connect
 
     for i in range(3):
         make_room(users.alice, [users.bob], f"quiet{i}")

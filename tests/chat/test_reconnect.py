@@ -9,19 +9,19 @@ import pytest
 from channels.db import database_sync_to_async
 from django.db import connection
 
-from chatserver.chat import loopstore, sessions
+from chatserver.chat import runtime, sessions
 from chatserver.chat.models import Room
 from chatserver.chat.protocol import ERROR_UNAVAILABLE, ProtocolError
-from chatserver.chat.services import one_statement
 from chatserver.chat.services import rooms as room_service
+from chatserver.chat.storage import loop_connection
 
 from .races import room_row_held, wait_for
-from .test_loopstore import waiting_on_a_lock
+from .test_event_loop_store import waiting_on_a_lock
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(
-        not one_statement.usable(1), reason="PostgreSQL only (make test runs it there)"
+        connection.vendor != "postgresql", reason="PostgreSQL only (make test runs it there)"
     ),
 ]
 
@@ -59,12 +59,12 @@ async def test_a_restart_noticed_by_the_loop_gets_the_thread_connection_checked(
     """Both connections dropped: the loop notices before it sends (the server closed its idle
     connection), stores the batch on a new one, and has the thread's dead one replaced."""
     room_id = await make_room(users.alice)
-    await loopstore.send_messages([(users.alice, room_id, {"content": "first"})])
-    store = loopstore.install(asyncio.get_running_loop())
+    await runtime.store_sends([(users.alice, room_id, {"content": "first"})])
+    store = runtime.storage_of_this_loop().connection
     loop_pid = store._connection.info.backend_pid
     terminate(await thread_backend_pid(), loop_pid)
-    await wait_for(lambda: loopstore._hung_up(store._connection))
-    (outcome,) = await loopstore.send_messages([(users.alice, room_id, {"content": "next"})])
+    await wait_for(lambda: loop_connection.hung_up(store._connection))
+    (outcome,) = await runtime.store_sends([(users.alice, room_id, {"content": "next"})])
     assert outcome[0]["message"]["content"] == "next"
     assert store._connection.info.backend_pid != loop_pid
     # The thread's next query works: its dead connection was closed, a new one opened.
@@ -75,12 +75,12 @@ async def test_a_statement_cut_off_by_the_server_is_4503_and_the_thread_is_check
     """The connection breaks while the statement runs (it waits on a locked room when the
     server ends it, as a restart does): not retried, 4503; the thread's is replaced too."""
     room_id = await make_room(users.alice)
-    await loopstore.send_messages([(users.alice, room_id, {"content": "first"})])
-    store = loopstore.install(asyncio.get_running_loop())
+    await runtime.store_sends([(users.alice, room_id, {"content": "first"})])
+    store = runtime.storage_of_this_loop().connection
     loop_pid = store._connection.info.backend_pid
     async with room_row_held(room_id):
         batch = asyncio.ensure_future(
-            loopstore.send_messages([(users.alice, room_id, {"content": "cut off"})])
+            runtime.store_sends([(users.alice, room_id, {"content": "cut off"})])
         )
         await waiting_on_a_lock(loop_pid)
         terminate(await thread_backend_pid(), loop_pid)
@@ -88,7 +88,7 @@ async def test_a_statement_cut_off_by_the_server_is_4503_and_the_thread_is_check
             await batch
         assert refused.value.code == ERROR_UNAVAILABLE
     assert await database_sync_to_async(Room.objects.filter(pk=room_id).exists)()
-    (outcome,) = await loopstore.send_messages([(users.alice, room_id, {"content": "next"})])
+    (outcome,) = await runtime.store_sends([(users.alice, room_id, {"content": "next"})])
     assert outcome[0]["seq"] == 3  # "cut off" was not stored
 
 
@@ -104,13 +104,13 @@ async def test_a_healthy_connection_is_kept_from_batch_to_batch(users):
     """Nothing is left unread on the connection after a batch (one room: one statement; several
     rooms: a pipeline), so the look at its socket never mistakes it for a dropped one."""
     rooms = [await make_room(users.alice) for _ in range(2)]
-    await loopstore.send_messages([(users.alice, rooms[0], {"content": "first"})])
-    store = loopstore.install(asyncio.get_running_loop())
+    await runtime.store_sends([(users.alice, rooms[0], {"content": "first"})])
+    store = runtime.storage_of_this_loop().connection
     pid = store._connection.info.backend_pid
     for i in range(5):
-        await loopstore.send_messages([(users.alice, rooms[0], {"content": f"one {i}"})])
-        await loopstore.send_messages(
+        await runtime.store_sends([(users.alice, rooms[0], {"content": f"one {i}"})])
+        await runtime.store_sends(
             [(users.alice, room_id, {"content": f"two {i}"}) for room_id in rooms]
         )
-        assert not loopstore._hung_up(store._connection)
+        assert not loop_connection.hung_up(store._connection)
     assert store._connection.info.backend_pid == pid

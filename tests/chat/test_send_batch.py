@@ -6,7 +6,7 @@ from django.test.utils import CaptureQueriesContext
 
 from chatserver.chat.models import Message, Room, RoomEvent
 from chatserver.chat.protocol import ProtocolError
-from chatserver.chat.services import messages, one_statement
+from chatserver.chat.services import messages
 from chatserver.chat.services import rooms as room_service
 
 pytestmark = pytest.mark.django_db
@@ -132,52 +132,3 @@ def test_an_integrity_error_without_a_client_msg_id_is_not_swallowed(users):
     Message.objects.create(room_id=room_id, seq=2, author=users.alice, content="squatter")
     with pytest.raises(IntegrityError):
         messages.send_messages([(users.alice, room_id, {"content": "x"})])
-
-
-def test_the_one_statement_path_stores_the_rows_of_the_orm_path(users):
-    if not one_statement.usable(1):
-        pytest.skip("PostgreSQL only: make test runs the chat tests on PostgreSQL too")
-    room_id = make_room(users.alice, [users.bob])
-    parent, _ = messages.send_message(users.alice, room_id, {"content": "parent"})
-
-    def batch(tag):
-        return [
-            Message(
-                room_id=room_id,
-                author=users.bob,
-                content="reply",
-                client_msg_id=f"{tag}-1",
-                parent_id=parent["message"]["id"],
-            ),
-            Message(room_id=room_id, author=users.alice, content="plain"),
-        ]
-
-    fast, orm = batch("fast"), batch("orm")
-    assert one_statement.store(room_id, dict(enumerate(fast))) == dict(enumerate(fast))
-    messages._store_with_orm({room_id: dict(enumerate(orm))}, [None, None])
-    assert [m.seq for m in fast + orm] == [3, 4, 5, 6]
-    assert Room.objects.get(pk=room_id).last_seq == 6
-
-    def row(message):
-        stored = Message.objects.get(pk=message.pk)
-        event = RoomEvent.objects.get(room_id=room_id, seq=stored.seq)
-        assert (event.message_id, event.event_type) == (stored.pk, "message.dispatch")
-        assert event.data == {}
-        assert stored.created_at is not None and event.created_at is not None
-        values = {f.attname: getattr(stored, f.attname) for f in Message._meta.concrete_fields}
-        for name in ("id", "seq", "created_at"):
-            values.pop(name)
-        values["client_msg_id"] = (values["client_msg_id"] or "").partition("-")[2]
-        return values
-
-    assert [row(m) for m in fast] == [row(m) for m in orm]
-
-
-def test_the_one_statement_path_stores_nothing_in_a_deleted_room(users):
-    if not one_statement.usable(1):
-        pytest.skip("PostgreSQL only: make test runs the chat tests on PostgreSQL too")
-    room_id = make_room(users.alice, [])
-    Room.objects.filter(pk=room_id).delete()
-    before = Message.objects.count(), RoomEvent.objects.count()
-    assert one_statement.store(room_id, {0: Message(room_id=room_id, author=users.alice)}) == {}
-    assert (Message.objects.count(), RoomEvent.objects.count()) == before

@@ -6,7 +6,8 @@ from types import SimpleNamespace
 from autobahn.websocket.protocol import PreparedMessage
 from twisted.internet import reactor
 
-from chatserver.chat.delivery.localgroups import DIRECT_SENDER
+from chatserver.chat import direct_sender
+from chatserver.chat.direct_sender import SCOPE_KEY as DIRECT_SENDER
 from chatserver.daemon.daphne_service import DaphneService
 from chatserver.daemon.direct_send import DirectSender
 
@@ -31,6 +32,8 @@ async def test_websocket_scopes_carry_a_direct_sender_http_scopes_do_not():
     websocket_scope, http_scope = scopes
     sender = websocket_scope["extensions"][DIRECT_SENDER]
     assert isinstance(sender, DirectSender) and sender.protocol is websocket
+    assert isinstance(sender, direct_sender.DirectSender)  # the contract's methods are there
+    assert direct_sender.direct_sender_of(websocket_scope) is sender
     assert DIRECT_SENDER not in http_scope.get("extensions", {})
     assert not sender.is_open()  # no handshake yet: the local groups fall back to ASGI send
 

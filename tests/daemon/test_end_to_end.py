@@ -9,7 +9,7 @@ import psycopg
 import pytest
 import redis
 
-from chatserver.chat import loopstore
+from chatserver.chat.storage.loop_connection import APPLICATION_NAME
 from tests.redis_server import free_port
 
 from .clients import closed_code, next_event, request, tcp_client, unix_client
@@ -188,7 +188,7 @@ def loop_connection_queries(database_url):
     with psycopg.connect(database_url) as connection:
         rows = connection.execute(
             "SELECT query FROM pg_stat_activity WHERE application_name = %s",
-            [loopstore.APPLICATION_NAME],
+            [APPLICATION_NAME],
         ).fetchall()
     return [query for (query,) in rows]
 

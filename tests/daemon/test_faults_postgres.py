@@ -11,8 +11,8 @@ import pytest
 import websockets
 
 from bench.infra import Postgres, postgres_bindir
-from chatserver.chat import loopstore
 from chatserver.chat.protocol import CLOSE_HEARTBEAT_EXPIRED, ERROR_UNAVAILABLE
+from chatserver.chat.storage.loop_connection import APPLICATION_NAME
 
 from .clients import closed_code, unix_client
 from .processes import Daemon, create_users_with_tokens, daemon_env, unix_socket_accepts
@@ -72,7 +72,7 @@ def loop_connections(database_url):
     with psycopg.connect(database_url) as connection:
         return connection.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
-            [loopstore.APPLICATION_NAME],
+            [APPLICATION_NAME],
         ).fetchone()[0]
 
 

@@ -12,8 +12,8 @@ from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 
-from ..batching import Batcher
 from ..models import TokenFamily
+from ..storage.call_queue import Batcher
 from .tokens import InvalidToken, decode, fingerprint_matches
 
 

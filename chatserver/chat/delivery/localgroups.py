@@ -26,11 +26,11 @@ import logging
 import uuid
 from collections import defaultdict, deque
 
+from .. import runtime
 from ..operations import metrics
 
 logger = logging.getLogger(__name__)
 
-DIRECT_SENDER = "chatserver.direct_sender"  # ASGI scope extension set by the daemon
 ROOM_EVENT = "room.event"  # a pre-encoded room frame, written after ChatConsumer.wants_room_frame
 LAYER_BATCH = "localgroups.batch"  # several group messages in one layer message, in order
 
@@ -372,9 +372,6 @@ def _log_failure(sent):
         )
 
 
-_registry = {}
-
-
 def concurrent_ops_for(layer, ceiling=32):
     """Concurrent group operations that leave half of a Redis layer's pool for the rest."""
     pool_sizes = [
@@ -388,27 +385,16 @@ def concurrent_ops_for(layer, ceiling=32):
 
 
 def local_groups(layer):
-    """The process's LocalGroups for a channel layer (one per layer and event loop)."""
+    """The process's LocalGroups for a channel layer (one per layer and event loop, kept by
+    chat.runtime, which closes it when the loop stops)."""
     from ..conf import option
 
-    loop = asyncio.get_running_loop()
-    key = (id(layer), id(loop))  # LocalGroups holds both, so their ids stay unique
-    groups = _registry.get(key)
-    if groups is None or groups.loop is not loop or groups.layer is not layer:
-        groups = LocalGroups(
+    def make():
+        return LocalGroups(
             layer,
             refresh_interval=option("GROUP_REFRESH_INTERVAL"),
             max_concurrent_ops=concurrent_ops_for(layer),
             linger=option("GROUP_LINGER_SECONDS"),
         )
-        _registry[key] = groups
-    return groups
 
-
-async def close_all():
-    """Close every LocalGroups of this event loop."""
-    loop = asyncio.get_running_loop()
-    for key, groups in list(_registry.items()):
-        if key[1] == id(loop):
-            await groups.close()
-            del _registry[key]
+    return runtime.per_layer(LocalGroups, layer, make)

@@ -42,13 +42,14 @@ import uuid
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from ..batching import Batcher
+from .. import runtime
 from ..conf import option
 from ..protocol import PRESENCE as DISPATCH
 from ..protocol import encode_event
 from ..reconnect import LOST
 from ..services.presence import offline_since_many
 from ..services.presence import swept as swept_db
+from ..storage.call_queue import Batcher
 from .localgroups import local_groups
 
 # The last sockets of many users closing at once (a restart) ask the database together.
@@ -310,6 +311,13 @@ class PresenceHub:
 
     # -- the one task: away and flushes --------------------------------------------------
 
+    async def close(self):
+        """Stop the ticker (chat.runtime.stop, when the event loop stops)."""
+        ticker, self._ticker = self._ticker, None
+        if ticker is not None:
+            ticker.cancel()
+            await asyncio.gather(ticker, return_exceptions=True)
+
     def _tick_soon(self):
         if self._ticker is None or self._ticker.done():
             self._ticker = asyncio.ensure_future(self._tick_loop())
@@ -363,16 +371,11 @@ async def sessions_swept(closed_at, channel_layer=None):
     return 0
 
 
-_registry = {}
-
-
 def hub(layer):
-    """The process's PresenceHub for a channel layer (one per layer and event loop)."""
-    loop = asyncio.get_running_loop()
-    key = (id(layer), id(loop))
-    found = _registry.get(key)
-    if found is None or found.loop is not loop or found.layer is not layer:
-        found = _registry[key] = PresenceHub(
-            layer, option("PRESENCE_AWAY_AFTER"), option("PRESENCE_FLUSH_INTERVAL")
-        )
-    return found
+    """The process's PresenceHub for a channel layer (one per layer and event loop, kept by
+    chat.runtime, which closes it when the loop stops)."""
+
+    def make():
+        return PresenceHub(layer, option("PRESENCE_AWAY_AFTER"), option("PRESENCE_FLUSH_INTERVAL"))
+
+    return runtime.per_layer(PresenceHub, layer, make)

@@ -2,8 +2,7 @@
 
 from channels.db import database_sync_to_async
 
-from .. import loopstore
-from ..batching import Batcher
+from .. import runtime
 from ..delivery import fanout
 from ..protocol import (
     DELIVERED,
@@ -21,10 +20,11 @@ from ..serializers import user_payload
 from ..services import messages as service
 from ..services.permissions import SEND, VIEW
 from ..services.rooms import not_found
+from ..storage.call_queue import Batcher
 
-# Sends made while a batch is being stored wait for the next one (see batching.py); the daemon
-# stores them on its event loop (loopstore.py).
-store_messages = Batcher(loopstore.send_messages)
+# Sends made while a batch is being stored wait for the next one (storage/call_queue.py), stored
+# by the running event loop's MessageStore (chat/runtime.py).
+store_messages = Batcher(runtime.store_sends)
 message_room = database_sync_to_async(service.message_room)
 modify_message = database_sync_to_async(service.modify_message)
 react_db = database_sync_to_async(service.react)

@@ -4,10 +4,10 @@ from channels.db import database_sync_to_async
 from django.utils import timezone
 
 from .. import sessions
-from ..batching import Batcher
 from ..conf import option
 from ..protocol import HEARTBEAT, RESUME
 from ..services import eventlog
+from ..storage.call_queue import Batcher
 
 # The resumes of a reconnect storm are read together: a few queries per batch of clients.
 replays = Batcher(database_sync_to_async(eventlog.replay_many))

@@ -22,8 +22,8 @@ import time
 
 import redis.asyncio
 
-from ..batching import Batcher
 from ..conf import DEFAULTS, option
+from ..storage.call_queue import Batcher
 
 logger = logging.getLogger(__name__)
 

@@ -1,19 +1,19 @@
 """Operator entry points (the manhole's helpers, the daemon's STATUS line): post a system
 message into a room, count rooms and messages.
 
-A system message is stored like a client's (the room's next seq and its event-log row in one
-transaction; services.messages.system_message, through the ORM in the database thread) and
-broadcast as one pre-encoded frame, so it reaches history and resume like any other.
+A system message is stored like a client's, by the event loop's MessageStore (the room's next
+seq and its event-log row in one transaction; chat/storage) and broadcast as one pre-encoded
+frame, so it reaches history and resume like any other.
 """
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.db.models import Count
 
+from .. import runtime
 from ..delivery import fanout
 from ..models import Message, Room
 from ..protocol import MESSAGE_CREATED, encode_event
-from ..services import messages
 
 
 async def system_message(room_id, text, channel_layer=None):
@@ -21,7 +21,7 @@ async def system_message(room_id, text, channel_layer=None):
 
     Raises ProtocolError(4004) when the room does not exist.
     """
-    data = await database_sync_to_async(messages.system_message)(room_id, text)
+    data = await runtime.storage_of_this_loop().messages.system_message(room_id, text)
     layer = channel_layer or get_channel_layer()
     await fanout.to_room(layer, room_id, encode_event(MESSAGE_CREATED, data))
     return data

@@ -235,7 +235,7 @@ def _room_items(user, rows):
 def room_item(row, room, last_message, peer):
     """One room's summary in room lists and ``chat.notifications``; ``row`` has the
     membership's ``role`` and ``last_read_seq`` and the room's ``member_count`` and
-    ``unread_count`` (services/connect.py builds it from its own rows as well)."""
+    ``unread_count`` (storage/connect_sql.py builds it from its own rows as well)."""
     return {
         **room_payload(room),
         "role": row.role,

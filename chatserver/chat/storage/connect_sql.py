@@ -1,65 +1,28 @@
-"""What a new connection writes and reads: its session row, its rooms and the unread summary.
+"""The statements of a connect on the event loop's connection (PostgreSQL): the session row,
+the open-socket count, the room ids and the unread summary, in one round trip.
 
-Two ways to the same result. ``state`` goes through the ORM, in the database thread, on any
-database. On PostgreSQL the daemon's event loop runs ``statements`` on its own connection
-instead, in one round trip (chat/loopstore.py), and ``state_from_rows`` builds the result from
-their rows. Under a reconnect storm the process is CPU-bound, and a connect with something
-unread spent most of it building and compiling the summary's ORM queries (far longer than
-PostgreSQL took to run them); these statements are built once per process. Column lists
-come from the models, and tests/chat/test_connect_state.py holds both ways to the same answers.
+Under a reconnect storm the process is CPU-bound, and a connect with something unread spent
+most of it in the ORM building and compiling the summary's queries (about 7 ms, while
+PostgreSQL ran them in under 1 ms); these statements are built once per process. Column lists
+come from the models, and tests/chat/test_connect_state.py holds them to the ORM's answers
+(storage/orm.py).
 """
 
 from functools import cache
-from typing import NamedTuple
 
 from django.contrib.auth import get_user_model
 from django.db import DEFAULT_DB_ALIAS, connection
 from django.utils import timezone
 
-from .. import sessions
 from ..conf import option
 from ..models import Membership, Message, Reaction, Room, Session
 from ..serializers import message_payload, user_payload
-from . import rooms as room_service
-
-
-@cache
-def usable():
-    """Whether ``statements`` can run here (PostgreSQL; the ORM path serves any database).
-
-    Asked once per process: on the event loop ``django.db.connection`` is per task (asgiref's
-    Local follows the context there), so touching it at every connect gave each socket's task
-    a database wrapper of its own to keep, memory that every idle socket paid for.
-    """
-    return connection.vendor == "postgresql"
-
-
-class Connected(NamedTuple):
-    """What a connect learns: the user's rooms, the unread summary (None when not asked for)
-    and how many sockets the user has open now, this one included (on every daemon: the
-    session rows say)."""
-
-    room_ids: list
-    summary: dict | None
-    open_sockets: int
-
-
-def state(user, channel_name, with_notifications):
-    """Record the session and read the user's rooms (and, if asked, the unread summary): a
-    ``Connected``. Synchronous, for the database thread."""
-    sessions.open_session_sync(user, channel_name)
-    open_sockets = sessions.open_session_count_sync(user.pk)
-    rooms = room_service.rooms_with_unread_flag(user)
-    room_ids = [room_id for room_id, _ in rooms]
-    if not with_notifications:
-        return Connected(room_ids, None, open_sockets)
-    if not any(unread for _, unread in rooms):  # spare the summary's heavier queries
-        return Connected(room_ids, {"rooms": [], "has_more": False}, open_sockets)
-    return Connected(room_ids, room_service.notifications(user), open_sockets)
+from ..services import rooms as room_service
+from .interface import Connected
 
 
 def statements(user_id, channel_name, with_notifications):
-    """``[(sql, params), ...]`` doing what ``state`` does, for one transaction (PostgreSQL)."""
+    """``[(sql, params), ...]`` doing what the ORM's connect does, for one transaction."""
     now = timezone.now()
     session, open_count, rooms, summary = _sql()
     out = [
@@ -74,7 +37,7 @@ def statements(user_id, channel_name, with_notifications):
 
 
 def state_from_rows(results, with_notifications):
-    """``state``'s result from the rows of ``statements``."""
+    """The ``Connected`` the rows of ``statements`` say."""
     ((open_sockets,),) = results[1]
     room_ids = [room_id for (room_id,) in results[2]]
     if not with_notifications:

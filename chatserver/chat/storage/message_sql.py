@@ -1,53 +1,30 @@
-"""Store a batch of messages of one room in a single SQL statement (PostgreSQL).
+"""The statement that stores a batch of messages of one room (PostgreSQL, event loop).
 
-The ORM path makes five round trips per batch (BEGIN, the seq UPDATE, two bulk INSERTs,
-COMMIT), and on a busy machine each waits for the database process to get a CPU: in the
-bench that was most of a message's latency, with the client_msg_id lookup one more. A
+The ORM's way makes five round trips per batch (BEGIN, the seq UPDATE, two bulk INSERTs,
+COMMIT), and on a busy machine each waits for the database process to get a CPU. A
 data-modifying WITH query passes over resends of stored client_msg_ids, takes the seqs, and
 inserts the messages and their log events in one statement, which PostgreSQL runs atomically
-even in autocommit mode: one round trip, the same rows. Column lists come from the models, so
-a new field cannot be forgotten here.
+even in autocommit mode: one round trip, the same rows as storage/orm.py writes. Column lists
+come from the models, so a new field cannot be forgotten here.
 """
 
-from contextlib import nullcontext
 from functools import cache, lru_cache
 
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from ..models import Message, Room, RoomEvent
-from .eventlog import MESSAGE_CREATED
-
-
-def usable(room_count):
-    """Whether one statement storing the messages of ``room_count`` rooms can go this way.
-
-    One room only: a statement that bumps several rooms would lock their rows in the planner's
-    order, and two daemons could deadlock; the ORM path locks rooms in id order.
-    """
-    return connection.vendor == "postgresql" and room_count == 1
-
-
-def store(room_id, messages):
-    """Store the unsaved ``messages`` (``{key: Message}``, in that order) with their
-    ``message.dispatch`` log events, taking the room's next seqs; returns the stored ones by key,
-    with pk, seq and created_at set.
-
-    A message whose (author, client_msg_id) is stored already is passed over (a resend), and
-    nothing is stored when the room does not exist. Raises IntegrityError like bulk_create
-    when a resend races in (a savepoint keeps an enclosing transaction usable).
-    """
-    sql, params = statement(room_id, messages)
-    guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
-    with guard, connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    return stored_messages(messages, rows)
+from ..protocol import MESSAGE_CREATED
 
 
 def statement(room_id, messages):
-    """``(sql, params)`` storing ``messages`` as store() does, for any connection to run (the
-    event loop's one runs it too: chat/loopstore.py). Sets the messages' created_at."""
+    """``(sql, params)`` storing the unsaved ``messages`` (``{key: Message}``, in that order)
+    with their ``message.dispatch`` log events, taking the room's next seqs. Sets the messages'
+    created_at.
+
+    A message whose (author, client_msg_id) is stored already is passed over (a resend), and
+    nothing is stored when the room does not exist; it fails with IntegrityError when a resend
+    races in from another connection (nothing is stored then)."""
     now = timezone.now()
     for message in messages.values():
         message.created_at = now
@@ -90,7 +67,7 @@ def _statement(room_id, messages, now):
     return _sql(len(messages)), params
 
 
-@lru_cache(maxsize=128)  # the Batcher sends at most 100 messages at a time
+@lru_cache(maxsize=128)  # the message call queue sends at most 100 messages at a time
 def _sql(count):
     """The statement for a batch of ``count`` messages (built once per size: a hot path)."""
     quote = connection.ops.quote_name

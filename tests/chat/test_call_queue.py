@@ -1,10 +1,11 @@
-"""The Batcher: calls made while a batch is in flight share the next one, in submission order."""
+"""The call queue (a Batcher): calls made while a batch is in flight share the next one, in
+submission order."""
 
 import asyncio
 
 import pytest
 
-from chatserver.chat.batching import Batcher
+from chatserver.chat.storage.call_queue import Batcher
 
 
 class Recorder:

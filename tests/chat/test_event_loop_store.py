@@ -1,7 +1,7 @@
-"""Messages stored on the event loop's own PostgreSQL connection (chat/loopstore.py).
+"""Messages stored on the event loop's own PostgreSQL connection (chat/storage/event_loop.py).
 
 PostgreSQL only: ``make test`` runs the chat tests on PostgreSQL too. Every other chat test
-that sends a message goes this way there as well (conftest installs a LoopStore per test).
+that sends a message goes this way there as well (conftest starts chat.runtime on each test's loop).
 """
 
 import asyncio
@@ -13,20 +13,23 @@ import warnings
 import psycopg
 import pytest
 from channels.db import database_sync_to_async
-from django.db import connection
+from django.db import connection, connections
 
-from chatserver.chat import loopstore
+from chatserver.chat import runtime, storage
 from chatserver.chat.models import Message, Room, RoomEvent
 from chatserver.chat.protocol import ERROR_UNAVAILABLE, ProtocolError
-from chatserver.chat.services import eventlog, one_statement
+from chatserver.chat.services import eventlog
+from chatserver.chat.services import messages as messages_service
 from chatserver.chat.services import rooms as room_service
+from chatserver.chat.storage import loop_connection, message_sql
+from chatserver.chat.storage.orm import run_now
 
 from .races import room_row_held, store_a_resend_and_hold, wait_for
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(
-        not one_statement.usable(1), reason="PostgreSQL only (make test runs it there)"
+        connection.vendor != "postgresql", reason="PostgreSQL only (make test runs it there)"
     ),
 ]
 
@@ -56,7 +59,7 @@ def rows_of(room_id):
 
 
 def store_of_this_loop():
-    return loopstore.install(asyncio.get_running_loop())  # conftest installed it already
+    return runtime.storage_of_this_loop().connection  # conftest started the loop
 
 
 def backend_pid():
@@ -69,7 +72,7 @@ async def test_a_message_sent_on_a_socket_is_stored_by_the_loops_connection(user
     reply = await alice.ok("message.send", {"room_id": room_id, "content": "hi"})
     assert (await bob.expect("message.dispatch"))["seq"] == reply["seq"] == 2
     application, query = await last_query_of(backend_pid())
-    assert application == loopstore.APPLICATION_NAME
+    assert application == loop_connection.APPLICATION_NAME
     assert query.startswith("WITH batch")
     stored, events, ids, last_seq = await rows_of(room_id)
     assert stored == [(2, users.alice.pk, "hi", None)]
@@ -107,10 +110,10 @@ async def test_a_batch_gets_the_answers_the_database_thread_gives(users):
             (users.bob, room_id, {}),  # no content
         ]
 
-    first = await loopstore.send_messages(batch(loop_room, "loop"))
-    again = await loopstore.send_messages(batch(loop_room, "loop"))
-    expected_first = await loopstore.send_messages_in_thread(batch(thread_room, "thread"))
-    expected_again = await loopstore.send_messages_in_thread(batch(thread_room, "thread"))
+    first = await runtime.store_sends(batch(loop_room, "loop"))
+    again = await runtime.store_sends(batch(loop_room, "loop"))
+    expected_first = await storage.PORTABLE.messages.store_sends(batch(thread_room, "thread"))
+    expected_again = await storage.PORTABLE.messages.store_sends(batch(thread_room, "thread"))
     assert answers(first) == answers(expected_first)
     assert answers(again) == answers(expected_again)
     assert answers(first) == [
@@ -155,8 +158,8 @@ async def test_a_batch_of_several_rooms_gets_the_answers_the_database_thread_giv
             (users.alice, first, {"content": "f2"}),
         ]
 
-    outcomes = await loopstore.send_messages(batch(loop_rooms, "loop"))
-    expected = await loopstore.send_messages_in_thread(batch(thread_rooms, "thread"))
+    outcomes = await runtime.store_sends(batch(loop_rooms, "loop"))
+    expected = await storage.PORTABLE.messages.store_sends(batch(thread_rooms, "thread"))
     assert answers(outcomes) == answers(expected)
     assert answers(outcomes) == [
         (2, "s1", "1", False),
@@ -173,7 +176,7 @@ async def test_a_batch_of_several_rooms_gets_the_answers_the_database_thread_giv
 async def test_a_send_to_a_deleted_room_is_4004(users):
     room_id = await database_sync_to_async(make_room)(users.alice, [])
     await database_sync_to_async(Room.objects.filter(pk=room_id).delete)()
-    (outcome,) = await loopstore.send_messages([(users.alice, room_id, {"content": "x"})])
+    (outcome,) = await runtime.store_sends([(users.alice, room_id, {"content": "x"})])
     assert isinstance(outcome, ProtocolError) and outcome.code == 4004
     assert await database_sync_to_async(Message.objects.filter(room_id=room_id).count)() == 0
 
@@ -200,7 +203,7 @@ async def test_a_resend_racing_the_statement_is_answered_with_the_winner(users, 
     alice, bob = users.alice, users.bob
     other_room = await database_sync_to_async(make_room)(alice, [bob], "other")  # lower id
     room_id = await database_sync_to_async(make_room)(alice, [bob])
-    await loopstore.send_messages([(bob, room_id, {"content": "opens the connection"})])
+    await runtime.store_sends([(bob, room_id, {"content": "opens the connection"})])
     elsewhere = [(alice, other_room, {"content": "elsewhere"})] if with_another_room else []
     holding, release, winner = threading.Event(), threading.Event(), {}
     holder = threading.Thread(
@@ -210,7 +213,7 @@ async def test_a_resend_racing_the_statement_is_answered_with_the_winner(users, 
     try:
         assert await asyncio.to_thread(holding.wait, 10)
         batch = asyncio.ensure_future(
-            loopstore.send_messages(
+            runtime.store_sends(
                 [
                     (bob, room_id, {"content": "before"}),
                     (alice, room_id, {"content": "w", "client_msg_id": "race"}),
@@ -237,18 +240,18 @@ async def test_a_resend_racing_the_statement_is_answered_with_the_winner(users, 
 
 async def test_a_cancelled_statement_drops_the_connection_and_the_next_one_reconnects(users):
     room_id = await database_sync_to_async(make_room)(users.alice, [])
-    await loopstore.send_messages([(users.alice, room_id, {"content": "first"})])
+    await runtime.store_sends([(users.alice, room_id, {"content": "first"})])
     pid = backend_pid()
     async with room_row_held(room_id):
         batch = asyncio.ensure_future(
-            loopstore.send_messages([(users.alice, room_id, {"content": "cancelled"})])
+            runtime.store_sends([(users.alice, room_id, {"content": "cancelled"})])
         )
         await waiting_on_a_lock(pid)
         batch.cancel()
         with pytest.raises(asyncio.CancelledError):
             await batch
         assert store_of_this_loop()._connection is None
-    (outcome,) = await loopstore.send_messages([(users.alice, room_id, {"content": "next"})])
+    (outcome,) = await runtime.store_sends([(users.alice, room_id, {"content": "next"})])
     assert backend_pid() != pid
     stored, _, _, last_seq = await rows_of(room_id)
     assert [content for _, _, content, _ in stored] == ["first", "next"]  # cancelled in time
@@ -259,7 +262,7 @@ async def test_a_connection_the_server_closed_while_idle_is_replaced_before_use(
     """The server dropped the idle connection (a restart, pg_terminate_backend): the next batch
     notices before it sends anything, and goes on a new connection."""
     room_id = await database_sync_to_async(make_room)(users.alice, [])
-    await loopstore.send_messages([(users.alice, room_id, {"content": "first"})])
+    await runtime.store_sends([(users.alice, room_id, {"content": "first"})])
     pid = backend_pid()
 
     @database_sync_to_async
@@ -268,8 +271,8 @@ async def test_a_connection_the_server_closed_while_idle_is_replaced_before_use(
             cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
 
     await terminate()
-    await wait_for(lambda: loopstore._hung_up(store_of_this_loop()._connection))
-    (outcome,) = await loopstore.send_messages([(users.alice, room_id, {"content": "next"})])
+    await wait_for(lambda: loop_connection.hung_up(store_of_this_loop()._connection))
+    (outcome,) = await runtime.store_sends([(users.alice, room_id, {"content": "next"})])
     assert backend_pid() != pid
     stored, _, _, last_seq = await rows_of(room_id)
     assert [content for _, _, content, _ in stored] == ["first", "next"]
@@ -282,37 +285,37 @@ async def test_without_a_connection_batches_are_refused_with_4503_until_it_is_ba
     """The loop cannot reach the database (here: a port nothing listens on): its batches are
     answered 4503, with one warning, not stored another way; the next batch after the database
     is back connects again."""
-    caplog.set_level(logging.INFO, logger=loopstore.__name__)
+    caplog.set_level(logging.INFO, logger=loop_connection.__name__)
     room_id = await database_sync_to_async(make_room)(users.alice, [])
     django_params = connection.get_connection_params
 
     def unreachable():
         return {**django_params(), "host": "127.0.0.1", "port": 9, "connect_timeout": 2}
 
-    monkeypatch.setattr(loopstore.connections["default"], "get_connection_params", unreachable)
+    monkeypatch.setattr(connections["default"], "get_connection_params", unreachable)
     for content in ("one", "two"):
         with pytest.raises(ProtocolError) as refused:
-            await loopstore.send_messages([(users.alice, room_id, {"content": content})])
+            await runtime.store_sends([(users.alice, room_id, {"content": content})])
         assert refused.value.code == ERROR_UNAVAILABLE
     assert store_of_this_loop()._connection is None
-    warnings = [r for r in caplog.records if r.name == loopstore.__name__]
+    warnings = [r for r in caplog.records if r.name == loop_connection.__name__]
     assert [r.levelname for r in warnings] == ["WARNING"]
     monkeypatch.undo()
-    await loopstore.send_messages([(users.alice, room_id, {"content": "three"})])
+    await runtime.store_sends([(users.alice, room_id, {"content": "three"})])
     assert store_of_this_loop()._connection is not None
     stored, _, _, last_seq = await rows_of(room_id)
     assert [content for _, _, content, _ in stored] == ["three"]
     assert last_seq == 2
-    assert [r.levelname for r in caplog.records if r.name == loopstore.__name__] == [
+    assert [r.levelname for r in caplog.records if r.name == loop_connection.__name__] == [
         "WARNING",
         "INFO",
     ]
 
 
-async def test_a_loop_without_a_loopstore_uses_the_database_thread(users):
+async def test_a_loop_nobody_started_stores_through_the_database_thread(users):
     room_id = await database_sync_to_async(make_room)(users.alice, [])
-    await loopstore.uninstall()
-    (outcome,) = await loopstore.send_messages([(users.alice, room_id, {"content": "x"})])
+    await runtime.stop()
+    (outcome,) = await runtime.store_sends([(users.alice, room_id, {"content": "x"})])
     assert outcome[0]["seq"] == 2
     # Stored by the database thread: no loop connection is open (an earlier test's closed one
     # may take a moment to leave pg_stat_activity).
@@ -324,7 +327,7 @@ def no_loop_connection():
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
-            [loopstore.APPLICATION_NAME],
+            [loop_connection.APPLICATION_NAME],
         )
         return cursor.fetchone()[0] == 0
 
@@ -333,13 +336,13 @@ async def test_statements_are_prepared_unless_the_database_options_say_otherwise
     users, monkeypatch
 ):
     room_id = await database_sync_to_async(make_room)(users.alice, [])
-    await loopstore.send_messages([(users.alice, room_id, {"content": "x"})])
+    await runtime.store_sends([(users.alice, room_id, {"content": "x"})])
     assert store_of_this_loop()._connection.prepare_threshold == 5  # psycopg's default
-    await loopstore.uninstall()
-    options = loopstore.connections["default"].settings_dict["OPTIONS"]
+    await runtime.stop()
+    options = connections["default"].settings_dict["OPTIONS"]
     monkeypatch.setitem(options, "prepare_threshold", None)
-    loopstore.install(asyncio.get_running_loop())
-    await loopstore.send_messages([(users.alice, room_id, {"content": "y"})])
+    runtime.start(asyncio.get_running_loop())
+    await runtime.store_sends([(users.alice, room_id, {"content": "y"})])
     assert store_of_this_loop()._connection.prepare_threshold is None
 
 
@@ -351,7 +354,7 @@ async def test_the_prepared_inserts_probe_the_message_index_in_their_generic_pla
     for i in range(8):  # each size prepared after five runs
         for size in (1, 2, 3):
             batch = [{"content": "m", "client_msg_id": f"{i}-{size}-{k}"} for k in range(size)]
-            await loopstore.send_messages([(users.alice, room_id, data) for data in batch])
+            await runtime.store_sends([(users.alice, room_id, data) for data in batch])
     connection = store_of_this_loop()._connection
     await connection.execute("ANALYZE chat_message, chat_room")  # a small site's statistics
     await connection.execute("SET plan_cache_mode = force_generic_plan")
@@ -364,7 +367,7 @@ async def test_the_prepared_inserts_probe_the_message_index_in_their_generic_pla
         messages = {
             k: Message(room_id=room_id, author=users.alice, content="x") for k in range(size)
         }
-        _, params = one_statement.statement(room_id, messages)
+        _, params = message_sql.statement(room_id, messages)
         cursor = psycopg.AsyncClientCursor(connection)
         await cursor.execute(f"EXPLAIN EXECUTE {name}({', '.join(['%s'] * len(params))})", params)
         plans[size] = "\n".join(row[0] for row in await cursor.fetchall())
@@ -380,15 +383,106 @@ async def test_a_connection_that_cannot_be_set_up_is_closed_not_kept(users, monk
     would, and the half-set-up connection is closed, not kept or left to the garbage collector
     (psycopg warns about a connection deleted while open)."""
     room_id = await database_sync_to_async(make_room)(users.alice, [])
-    options = loopstore.connections["default"].settings_dict["OPTIONS"]
+    options = connections["default"].settings_dict["OPTIONS"]
     monkeypatch.setitem(options, "assume_role", "no_such_role")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with pytest.raises(psycopg.Error):
-            await loopstore.send_messages([(users.alice, room_id, {"content": "x"})])
+            await runtime.store_sends([(users.alice, room_id, {"content": "x"})])
         gc.collect()
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)], caught
     assert store_of_this_loop()._connection is None
     monkeypatch.undo()
-    (outcome,) = await loopstore.send_messages([(users.alice, room_id, {"content": "y"})])
+    (outcome,) = await runtime.store_sends([(users.alice, room_id, {"content": "y"})])
     assert outcome[0]["seq"] == 2
+
+
+@database_sync_to_async
+def stored_by_the_orm(per_room, outcomes):
+    return run_now(storage.PORTABLE.messages.store_rooms(per_room, outcomes))
+
+
+async def test_the_statement_stores_the_rows_the_orm_stores(users):
+    """storage/message_sql.py and storage/orm.py write the same rows, log events included."""
+    room_id = await database_sync_to_async(make_room)(users.alice, [users.bob])
+    ((parent, _),) = await runtime.store_sends([(users.alice, room_id, {"content": "parent"})])
+
+    def batch(tag):
+        return [
+            Message(
+                room_id=room_id,
+                author=users.bob,
+                content="reply",
+                client_msg_id=f"{tag}-1",
+                parent_id=parent["message"]["id"],
+            ),
+            Message(room_id=room_id, author=users.alice, content="plain"),
+        ]
+
+    fast, orm = batch("fast"), batch("orm")
+    loop_store = runtime.storage_of_this_loop().messages
+    stored = await loop_store.store_rooms({room_id: dict(enumerate(fast))}, [None, None])
+    assert stored == dict(enumerate(fast))
+    await stored_by_the_orm({room_id: dict(enumerate(orm))}, [None, None])
+    assert [m.seq for m in fast + orm] == [3, 4, 5, 6]
+
+    @database_sync_to_async
+    def row(message):
+        stored = Message.objects.get(pk=message.pk)
+        event = RoomEvent.objects.get(room_id=room_id, seq=stored.seq)
+        assert (event.message_id, event.event_type) == (stored.pk, "message.dispatch")
+        assert event.data == {}
+        assert stored.created_at is not None and event.created_at is not None
+        values = {f.attname: getattr(stored, f.attname) for f in Message._meta.concrete_fields}
+        for name in ("id", "seq", "created_at"):
+            values.pop(name)
+        values["client_msg_id"] = (values["client_msg_id"] or "").partition("-")[2]
+        return values
+
+    assert [await row(m) for m in fast] == [await row(m) for m in orm]
+    assert (await rows_of(room_id))[3] == 6
+
+
+async def test_the_statement_stores_nothing_in_a_deleted_room(users):
+    room_id = await database_sync_to_async(make_room)(users.alice, [])
+    await database_sync_to_async(Room.objects.filter(pk=room_id).delete)()
+    count = database_sync_to_async(lambda: (Message.objects.count(), RoomEvent.objects.count()))
+    before = await count()
+    loop_store = runtime.storage_of_this_loop().messages
+    message = Message(room_id=room_id, author=users.alice)
+    assert await loop_store.store_rooms({room_id: {0: message}}, [None]) == {}
+    assert await count() == before
+
+
+async def test_a_system_message_is_stored_by_the_loops_statement(users):
+    """No author, kind system, the room's next seq; 4004 for a room that does not exist."""
+    room_id = await database_sync_to_async(make_room)(users.alice, [])
+    loop_store = runtime.storage_of_this_loop().messages
+    data = await loop_store.system_message(room_id, "maintenance at noon")
+    assert data["seq"] == 2 and data["message"]["author"] is None
+    _, query = await last_query_of(backend_pid())
+    assert query.startswith("WITH batch")
+    stored, events, ids, last_seq = await rows_of(room_id)
+    assert stored == [(2, None, "maintenance at noon", None)] and last_seq == 2
+    assert events == [(2, eventlog.MESSAGE_CREATED, ids[0])]
+    kind = await database_sync_to_async(lambda: Message.objects.get(pk=ids[0]).kind)()
+    assert kind == Message.SYSTEM
+    with pytest.raises(ProtocolError) as refused:
+        await loop_store.system_message(10**9, "nowhere")
+    assert refused.value.code == 4004
+
+
+async def test_a_reply_is_validated_in_the_thread_and_stored_by_the_loops_statement(users):
+    room_id = await database_sync_to_async(make_room)(users.alice, [users.bob])
+    send = database_sync_to_async(messages_service.send_message)
+    parent, _ = await send(users.alice, room_id, {"content": "parent"})  # through the ORM
+    assert store_of_this_loop()._connection is None  # the loop's connection opens at first use
+    reply = {"content": "re", "parent_message_id": parent["message"]["id"]}
+    elsewhere = {"content": "x", "parent_message_id": 10**9}
+    (answer, refused) = await runtime.store_sends(
+        [(users.bob, room_id, reply), (users.bob, room_id, elsewhere)]
+    )
+    assert answer[0]["message"]["parent_message_id"] == parent["message"]["id"]
+    assert isinstance(refused, ProtocolError) and refused.code == 4004
+    _, query = await last_query_of(backend_pid())
+    assert query.startswith("WITH batch")

@@ -1,0 +1,63 @@
+"""The PostgreSQL storage of a daemon's event loop: its hot statements on the loop's own
+connection (storage/loop_connection.py), no database thread.
+
+A batch of sends is one statement per room (storage/message_sql.py), in room id order, all in
+one pipelined transaction: one round trip, and the statement passes over stored client_msg_ids
+by itself, so a batch without replies or forwards reads nothing before it. What only the ORM
+does (validating replies and forwards, looking up the originals of passed-over resends) goes to
+the database thread. A connect is four statements built once per process
+(storage/connect_sql.py), one round trip.
+
+When the connection breaks or cannot be opened, the batch's senders get 4503 and the connect
+fails (the socket closes and the client reconnects); nothing is tried another way, which would
+wait on the same server twice and hide the outage. The next call opens a new connection, and
+the database thread's connection is checked too (chat/reconnect.py).
+"""
+
+import psycopg
+from channels.db import database_sync_to_async
+from django.db import IntegrityError
+
+from ..reconnect import refused_while_lost, unavailable
+from . import connect_sql, message_sql
+from .interface import ConnectState, MessageStore
+from .loop_connection import CONNECTION_LOST, Unavailable, lost_connection
+
+
+class EventLoopMessageStore(MessageStore):
+    finds_resends = True
+
+    def __init__(self, connection):
+        self.connection = connection  # a LoopConnection
+
+    async def store_rooms(self, per_room, outcomes):
+        rooms = sorted(per_room.items())  # the order the ORM store locks rooms in
+        statements = [message_sql.statement(room_id, messages) for room_id, messages in rooms]
+        try:
+            results = await self.connection.run(statements)
+        except psycopg.IntegrityError as error:
+            raise IntegrityError(*error.args) from error  # MessageStore.store_sends retries
+        except (Unavailable, *CONNECTION_LOST) as error:
+            await lost_connection()
+            raise unavailable() from error
+        stored = {}
+        for (_, messages), rows in zip(rooms, results, strict=True):
+            stored.update(message_sql.stored_messages(messages, rows))
+        return stored
+
+    async def run_orm(self, function, *args):
+        return await refused_while_lost(database_sync_to_async(function))(*args)
+
+
+class EventLoopConnectState(ConnectState):
+    def __init__(self, connection):
+        self.connection = connection  # a LoopConnection
+
+    async def opened(self, user, channel_name, with_notifications):
+        statements = connect_sql.statements(user.pk, channel_name, with_notifications)
+        try:
+            results = await self.connection.run(statements)
+        except (Unavailable, *CONNECTION_LOST):
+            await lost_connection()
+            raise
+        return connect_sql.state_from_rows(results, with_notifications)
