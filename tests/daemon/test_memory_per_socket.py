@@ -48,7 +48,13 @@ class ManholeDaemon:
         state = self.workdir / "state"
         state.mkdir()
         # Production's checks (DEBUG off: Django would keep every query in memory otherwise).
-        self.env = daemon_env(state, redis_url, DEBUG="0", SECRET_KEY=secrets.token_urlsafe(50))
+        self.env = daemon_env(
+            state,
+            redis_url,
+            DEBUG="0",
+            SECRET_KEY=secrets.token_urlsafe(50),
+            CHATSERVER_INACTIVITY_THRESHOLD="900",  # idle without heartbeats meanwhile
+        )
         self.port, self.ssh_port = free_port(), free_port()
         self.daemon = Daemon(
             [
