@@ -72,9 +72,14 @@ def _unprivileged_user():
 
 
 class Postgres:
-    """initdb + pg_ctl in a temp dir; listens only on a Unix socket (no TCP)."""
+    """initdb + pg_ctl in a temp dir; listens only on a Unix socket (no TCP).
 
-    def __init__(self, workdir, databases=("chatbench",), max_connections=300):
+    ``durable`` keeps PostgreSQL's production defaults (``fsync``, ``synchronous_commit`` and
+    ``full_page_writes`` on): a commit costs what it costs in production. Without it the cluster
+    skips the flushes, for quick runs only.
+    """
+
+    def __init__(self, workdir, databases=("chatbench",), max_connections=300, durable=True):
         self.bindir = postgres_bindir()
         if not self.bindir:
             raise RuntimeError("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb)")
@@ -90,11 +95,13 @@ class Postgres:
             ["initdb", "-D", str(self.datadir), "-A", "trust", "-U", "postgres", "-E", "UTF8"],
             timeout=120,
         )
+        self.durable = durable
         options = (
             f"-k {self.sockdir} -c listen_addresses='' -c max_connections={max_connections} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
             "-c shared_buffers=128MB"
         )
+        if not durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run(
             [
                 "pg_ctl", "-D", str(self.datadir), "-o", options,

@@ -23,7 +23,7 @@ from twisted.web.http import HTTPChannel
 
 from chatserver.chat import loopstore
 from chatserver.chat.conf import option
-from chatserver.chat.localgroups import DIRECT_SENDER, close_all
+from chatserver.chat.delivery.localgroups import DIRECT_SENDER, close_all
 
 from . import wire_internals as wire
 from .aio import as_deferred

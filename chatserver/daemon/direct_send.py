@@ -25,7 +25,7 @@ from collections import deque
 
 from twisted.logger import Logger
 
-from chatserver.chat.metrics import frames_dropped
+from chatserver.chat.operations.metrics import frames_dropped
 from chatserver.chat.protocol import CLOSE_SLOW_READER
 
 from . import wire_internals as wire

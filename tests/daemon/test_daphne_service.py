@@ -5,7 +5,7 @@ import asyncio
 from autobahn.websocket.protocol import PreparedMessage
 from twisted.internet import reactor
 
-from chatserver.chat.localgroups import DIRECT_SENDER
+from chatserver.chat.delivery.localgroups import DIRECT_SENDER
 from chatserver.daemon.daphne_service import DaphneService
 from chatserver.daemon.direct_send import DirectSender
 
