@@ -79,9 +79,9 @@ def finish(path, opened, top=40):
     after = tracemalloc.take_snapshot()
     tracemalloc.stop()
     counts0, sizes0 = _before.pop("census")
-    sockets = sum(
-        counts[kind] - counts0[kind] for kind in counts if _name(kind) == PROTOCOL
-    ) or opened
+    sockets = (
+        sum(counts[kind] - counts0[kind] for kind in counts if _name(kind) == PROTOCOL) or opened
+    )
     before = _before.pop("snapshot")
     by_site, by_package, by_line = Counter(), Counter(), Counter()
     for stat in after.compare_to(before, "traceback"):
