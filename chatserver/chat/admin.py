@@ -39,9 +39,13 @@ def _refused(model_admin, request, error):
     model_admin.message_user(request, f"Refused: {error.detail}", messages.ERROR)
 
 
-def _end_sessions(channel_names):
-    for channel_name in channel_names:
-        sync_broadcast.close_channel(channel_name, CLOSE_SERVER_REQUEST)
+def _end_sessions(sessions):
+    """Close the sockets of ``(user id, channel name)`` sessions: one message per user."""
+    by_user = {}
+    for user_id, channel_name in sessions:
+        by_user.setdefault(user_id, []).append(channel_name)
+    for user_id, channel_names in by_user.items():
+        sync_broadcast.close_sockets(user_id, channel_names, CLOSE_SERVER_REQUEST)
 
 
 @admin.register(Session)
@@ -53,9 +57,11 @@ class SessionAdmin(admin.ModelAdmin):
 
     @admin.action(description="End the selected sessions (close their sockets with 4400)")
     def end_sessions(self, request, queryset):
-        channels = list(queryset.filter(closed_at__isnull=True).values_list("channel_name", flat=1))
-        _after_commit(lambda: _end_sessions(channels))
-        self.message_user(request, f"{len(channels)} open session(s) told to close.")
+        open_sessions = list(
+            queryset.filter(closed_at__isnull=True).values_list("user_id", "channel_name")
+        )
+        _after_commit(lambda: _end_sessions(open_sessions))
+        self.message_user(request, f"{len(open_sessions)} open session(s) told to close.")
 
 
 class MembershipInline(admin.TabularInline):

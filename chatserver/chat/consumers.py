@@ -7,11 +7,15 @@ documented error frame; the socket stays open (only oversized frames close it, w
 
 import asyncio
 import logging
+import uuid
 from collections import deque
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
 
 from . import runtime, sessions
 from .conf import option
@@ -49,6 +53,10 @@ logger = logging.getLogger(__name__)
 access_loader = Batcher(database_sync_to_async(load_accesses))
 
 
+# What a socket's channel_name starts with: a name, not a channel anyone receives on.
+SOCKET_CHANNEL_PREFIX = "socket."
+
+
 class ChatConsumer(AsyncWebsocketConsumer):
     user = None
     direct_sender = None
@@ -57,6 +65,25 @@ class ChatConsumer(AsyncWebsocketConsumer):
     gone = False  # the socket closed: answers still pending have nowhere to go
     presence = None  # the process's presence.PresenceHub, once connected
     refused = False  # closed at connect after its session row was written (4409)
+
+    async def __call__(self, scope, receive, send):
+        """Channels' ``AsyncConsumer.__call__``, without a channel-layer channel of its own.
+
+        Whatever is meant for a socket reaches it through the process's local groups: its
+        rooms, and its user's group (closes name the socket by ``channel_name``). A layer
+        channel per socket would cost a Redis SUBSCRIBE at every connect and an UNSUBSCRIBE at
+        every close (a reconnect storm's thousands), and a receive task and a queue for every
+        idle socket. ``channel_name`` stays: a unique name for the session row, and for
+        skipping the broadcast copy of one's own request.
+        """
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = f"{SOCKET_CHANNEL_PREFIX}{uuid.uuid4().hex}"
+        self.base_send = send
+        try:
+            await await_many_dispatch([receive], self.dispatch)
+        except StopConsumer:
+            pass
 
     async def dispatch(self, message):
         """Route a message to its handler.
@@ -319,8 +346,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def session_close(self, message):
         """Sent by the heartbeat sweeper, an operator or a revocation: close with the given code.
-        A revoked token family closes only the sockets its access tokens opened."""
+        A revoked token family closes only the sockets its access tokens opened; a message
+        naming ``channels`` only those sockets."""
         family = message.get("family")
         if family is not None and family != self.scope.get("token_family"):
             return
+        channels = message.get("channels")
+        if channels is not None and self.channel_name not in channels:
+            return  # meant for other sockets of this user
         await self.close(code=message["code"])

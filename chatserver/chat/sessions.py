@@ -96,18 +96,34 @@ async def close_session(channel_name, code):
 
 @database_sync_to_async
 def _claim_expired(cutoff, now):
-    """Mark open sessions silent since ``cutoff`` as closed; return their channel names."""
+    """Mark open sessions silent since ``cutoff`` as closed; return ``{user id: [channel
+    names]}`` of them."""
     drop_dead_connections()
     stale = list(
         Session.objects.filter(closed_at__isnull=True, last_heartbeat__lt=cutoff).values_list(
-            "pk", "channel_name"
+            "pk", "user_id", "channel_name"
         )
     )
     if stale:
-        Session.objects.filter(pk__in=[pk for pk, _ in stale], closed_at__isnull=True).update(
+        Session.objects.filter(pk__in=[pk for pk, _, _ in stale], closed_at__isnull=True).update(
             closed_at=now, close_code=CLOSE_HEARTBEAT_EXPIRED
         )
-    return [channel for _, channel in stale]
+    by_user = {}
+    for _, user_id, channel_name in stale:
+        by_user.setdefault(user_id, []).append(channel_name)
+    return by_user
+
+
+def close_message(user_id, code, channel_names=None):
+    """The group message that closes a user's sockets (on every daemon: the user's group), or
+    only those named by ``channel_names``. A socket has no layer channel of its own
+    (ChatConsumer.__call__): its user's group is how a message reaches it."""
+    from .delivery.fanout import user_group  # delivery imports storage, which imports us
+
+    message = {"type": SESSION_CLOSE, "group": user_group(user_id), "code": code}
+    if channel_names is not None:
+        message["channels"] = list(channel_names)
+    return message
 
 
 async def expire_silent_sessions(threshold_seconds, now=None, channel_layer=None):
@@ -118,11 +134,13 @@ async def expire_silent_sessions(threshold_seconds, now=None, channel_layer=None
     Returns the number of sessions expired.
     """
     now = now or timezone.now()
-    channels = await _claim_expired(now - timedelta(seconds=threshold_seconds), now)
-    layer = channel_layer or get_channel_layer()
-    for channel_name in channels:
-        await layer.send(channel_name, {"type": SESSION_CLOSE, "code": CLOSE_HEARTBEAT_EXPIRED})
-    return len(channels)
+    from .delivery.localgroups import local_groups
+
+    by_user = await _claim_expired(now - timedelta(seconds=threshold_seconds), now)
+    groups = local_groups(channel_layer or get_channel_layer())
+    for user_id, channel_names in by_user.items():
+        await groups.publish(close_message(user_id, CLOSE_HEARTBEAT_EXPIRED, channel_names))
+    return sum(len(names) for names in by_user.values())
 
 
 @database_sync_to_async
@@ -145,10 +163,12 @@ def open_sessions_of(user_id):
 
 async def disconnect_user(user_id, code=CLOSE_SERVER_REQUEST, channel_layer=None):
     """Close every open socket of a user; returns how many were told to close."""
-    layer = channel_layer or get_channel_layer()
+    from .delivery.localgroups import local_groups
+
     sessions = await open_sessions_of(user_id)
-    for session in sessions:
-        await layer.send(session["channel_name"], {"type": SESSION_CLOSE, "code": code})
+    if sessions:
+        groups = local_groups(channel_layer or get_channel_layer())
+        await groups.publish(close_message(user_id, code))
     return len(sessions)
 
 

@@ -178,3 +178,20 @@ async def test_operator_disconnect_and_heartbeat_expiry_close_the_socket(
     assert await sessions.expire_silent_sessions(0) >= 1
     assert await b.communicator.receive_output() == {"type": "websocket.close", "code": 4408}
     assert await open_channels(users.bob) == []
+
+
+async def test_a_close_naming_one_socket_leaves_the_users_others_open(redis_layer, connect, users):
+    """Sockets have no layer channel of their own: a close for one of them travels on the
+    user's group with its channel name, and the user's other sockets stay (the admin's "end
+    sessions" and the sweeper close sockets one by one)."""
+    from asgiref.sync import sync_to_async
+
+    from chatserver.chat.delivery import sync_broadcast
+
+    first = await connect(users.alice)
+    second = await connect(users.alice)
+    channels = [s.channel_name async for s in Session.objects.order_by("pk")]
+    await sync_to_async(sync_broadcast.close_sockets)(users.alice.pk, channels[:1], 4400)
+    assert await first.communicator.receive_output(5) == {"type": "websocket.close", "code": 4400}
+    assert (await second.ok("session.heartbeat"))["inactivity_threshold"] == 60
+    assert channels[0].startswith("socket.") and len(set(channels)) == 2

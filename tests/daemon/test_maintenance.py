@@ -121,9 +121,13 @@ async def test_sweeper_closes_only_silent_sessions(user, settings):
     from asgiref.sync import sync_to_async
 
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    from chatserver.chat.delivery.fanout import user_group
+    from chatserver.chat.delivery.localgroups import unbatched
+
     layer = get_channel_layer()
-    silent = await layer.new_channel()
-    lively = await layer.new_channel()
+    another_daemon = await layer.new_channel()  # hears the user's group, as a daemon does
+    await layer.group_add(user_group(user.pk), another_daemon)
+    silent, lively = "socket.silent", "socket.lively"
     await sync_to_async(make_session)(user, silent, silent_for=120)
     await sync_to_async(make_session)(user, lively, silent_for=5)
 
@@ -131,7 +135,9 @@ async def test_sweeper_closes_only_silent_sessions(user, settings):
     sweeper = heartbeat_sweeper(15, clock, threshold=lambda: 60)
     assert await run_job_once(sweeper, clock, 15) == 1
 
-    assert await layer.receive(silent) == {"type": "session.close", "code": CLOSE_HEARTBEAT_EXPIRED}
+    (told,) = unbatched(await asyncio.wait_for(layer.receive(another_daemon), 5))
+    assert told["type"] == "session.close" and told["code"] == CLOSE_HEARTBEAT_EXPIRED
+    assert told["channels"] == [silent]  # the lively socket of the same user stays open
     rows = {
         s.channel_name: s async for s in Session.objects.filter(channel_name__in=[silent, lively])
     }

@@ -12,7 +12,7 @@ import logging
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
-from ..sessions import SESSION_CLOSE
+from ..sessions import close_message
 from . import fanout
 
 logger = logging.getLogger(__name__)
@@ -41,15 +41,9 @@ def membership_changed(user_ids, room_id, state, text=None):
 
 def close_user_sockets(user_id, code):
     """Close every socket of a user, on every daemon, with ``code``."""
-    _group_send({"type": SESSION_CLOSE, "group": fanout.user_group(user_id), "code": code})
+    _group_send(close_message(user_id, code))
 
 
-def close_channel(channel_name, code):
-    """Close one socket, named by its channel (a Session row's ``channel_name``)."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        async_to_sync(layer.send)(channel_name, {"type": SESSION_CLOSE, "code": code})
-    except Exception:
-        logger.exception("could not close %s", channel_name)
+def close_sockets(user_id, channel_names, code):
+    """Close some sockets of a user, named by their channels (Session rows' ``channel_name``)."""
+    _group_send(close_message(user_id, code, channel_names))
