@@ -10,16 +10,16 @@ import pytest
 import redis
 
 from chatserver.chat import loopstore
-from tests.redis_server import free_port
-
-from .clients import closed_code, next_event, request, tcp_client, unix_client
-from .processes import (
+from tests.support.processes import free_port
+from tests.support.twistd import (
     Daemon,
     create_users_with_tokens,
     daemon_env,
     tcp_port_accepts,
     unix_socket_accepts,
 )
+
+from .clients import closed_code, next_event, request, tcp_client, unix_client
 
 pytestmark = pytest.mark.timeout(90)
 

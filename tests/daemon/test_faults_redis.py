@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from tests.redis_server import RedisServer
+from tests.support.redis import RedisServer
+from tests.support.twistd import Daemon, create_users_with_tokens, daemon_env, unix_socket_accepts
 
-from .processes import Daemon, create_users_with_tokens, daemon_env, unix_socket_accepts
 from .traffic import (
     acknowledged,
     check_everyone_has_everything,

@@ -8,8 +8,8 @@ import os
 import pytest
 
 from chatserver.chat.protocol import CLOSE_GOING_AWAY
+from tests.support.twistd import Daemon, create_users_with_tokens, daemon_env, unix_socket_accepts
 
-from .processes import Daemon, create_users_with_tokens, daemon_env, unix_socket_accepts
 from .traffic import acknowledged, join, open_room, stored_messages, wait_until
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
