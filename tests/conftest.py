@@ -2,7 +2,7 @@
 the markers, applied here rather than test by test:
 
 - ``e2e``: the test runs the project's processes (twistd, the ``chatserver`` command, nginx, a
-  browser): its module imports a launcher from tests/support/, or it takes a web fixture;
+  browser) through a launcher of tests/support/, read from its code and its fixtures' code;
 - ``postgres``: PostgreSQL only; skipped unless ``DATABASE_URL`` names PostgreSQL, as under
   ``python -m tests.on_postgres`` (``make test`` runs these in its PostgreSQL pass);
 - ``slow``: the bench's smoke run and the long fault tests, marked in their modules.
@@ -20,33 +20,16 @@ from chatserver.daemon.reactor import install_asyncio_reactor
 # default one.
 install_asyncio_reactor()
 
-from tests.support import nginx, twistd  # noqa: E402
+from tests.support.markers import is_end_to_end  # noqa: E402
 from tests.support.redis import RedisServer  # noqa: E402
 
-E2E_LAUNCHERS = (
-    twistd.BIN,
-    twistd.Daemon,
-    twistd.run_tool,
-    twistd.manage,
-    twistd.create_users_with_tokens,
-    nginx.Nginx,
-)
-E2E_FIXTURES = {"web_daemon", "browser"}
 ON_POSTGRES = os.environ.get("DATABASE_URL", "").startswith("postgres")
-
-
-def launches_processes(module):
-    return any(value is launcher for value in vars(module).values() for launcher in E2E_LAUNCHERS)
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m selects on the markers
 def pytest_collection_modifyitems(config, items):
-    launching = {}
     for item in items:
-        module = getattr(item, "module", None)
-        if module is not None and module not in launching:
-            launching[module] = launches_processes(module)
-        if launching.get(module) or E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if is_end_to_end(item):
             item.add_marker(pytest.mark.e2e)
         if item.get_closest_marker("postgres") and not ON_POSTGRES:
             item.add_marker(

@@ -11,6 +11,7 @@ REPO = Path(__file__).resolve().parent.parent
 SCENARIO_PREFIXES = ("idle_", "connect_storm", "fanout_", "latency_", "small_rooms_1to1")
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_bench_smoke_mode_completes_and_writes_results(tmp_path):
     out = tmp_path / "bench"

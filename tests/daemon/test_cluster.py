@@ -14,13 +14,13 @@ import pytest
 import websockets
 
 from tests.support.nginx import NGINX, Nginx
-from tests.support.postgres import postgres_bindir, throwaway_postgres
+from tests.support.postgres import throwaway_postgres
 from tests.support.twistd import Daemon, create_users_with_tokens, daemon_env, unix_socket_accepts
 
 pytestmark = [
     pytest.mark.timeout(180),
     pytest.mark.skipif(NGINX is None, reason="nginx is not installed (make system-packages)"),
-    pytest.mark.skipif(postgres_bindir() is None, reason="PostgreSQL is not installed"),
+    pytest.mark.postgres,
 ]
 
 ORIGIN = "http://localhost"

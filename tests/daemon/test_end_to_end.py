@@ -193,10 +193,7 @@ def loop_connection_queries(database_url):
     return [query for (query,) in rows]
 
 
-@pytest.mark.skipif(
-    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
-    reason="PostgreSQL only: make test runs this file on PostgreSQL too",
-)
+@pytest.mark.postgres
 async def test_the_daemon_opens_sessions_and_stores_messages_on_its_event_loop(
     tmp_path, redis_env, users
 ):

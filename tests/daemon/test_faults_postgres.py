@@ -11,7 +11,7 @@ import websockets
 
 from chatserver.chat import loopstore
 from chatserver.chat.protocol import CLOSE_HEARTBEAT_EXPIRED, ERROR_UNAVAILABLE
-from tests.support.postgres import postgres_bindir, throwaway_postgres
+from tests.support.postgres import throwaway_postgres
 from tests.support.twistd import Daemon, create_users_with_tokens, daemon_env, unix_socket_accepts
 
 from .clients import closed_code, unix_client
@@ -28,7 +28,8 @@ from .traffic import (
 
 pytestmark = [
     pytest.mark.timeout(180),
-    pytest.mark.skipif(postgres_bindir() is None, reason="PostgreSQL is not installed"),
+    pytest.mark.postgres,
+    pytest.mark.slow,
 ]
 
 NAMES = ("alice", "bob", "carol")

@@ -2,8 +2,7 @@
 every send is stored and answered, broadcasts resume within seconds of Redis returning, and
 after session.resume every member has every message exactly once, in seq order.
 
-PostgreSQL only (the database is the source of truth here): make test runs this file on
-PostgreSQL (tests.on_postgres)."""
+PostgreSQL only (the database is the source of truth here): marked ``postgres``."""
 
 import asyncio
 import os
@@ -28,13 +27,7 @@ from .traffic import (
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 
-pytestmark = [
-    pytest.mark.timeout(180),
-    pytest.mark.skipif(
-        not DATABASE_URL.startswith("postgres"),
-        reason="PostgreSQL only: make test runs this file on PostgreSQL",
-    ),
-]
+pytestmark = [pytest.mark.timeout(180), pytest.mark.postgres, pytest.mark.slow]
 
 NAMES = ("alice", "bob", "carol")
 

@@ -1,6 +1,6 @@
 """SIGTERM under a flood of sends: every client gets 1001 and every answered send is stored.
 
-PostgreSQL only: make test runs this file on PostgreSQL (tests.on_postgres)."""
+PostgreSQL only: marked ``postgres``."""
 
 import asyncio
 import os
@@ -14,13 +14,7 @@ from .traffic import acknowledged, join, open_room, stored_messages, wait_until
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 
-pytestmark = [
-    pytest.mark.timeout(120),
-    pytest.mark.skipif(
-        not DATABASE_URL.startswith("postgres"),
-        reason="PostgreSQL only: make test runs this file on PostgreSQL",
-    ),
-]
+pytestmark = [pytest.mark.timeout(120), pytest.mark.postgres]
 
 NAMES = ("alice", "bob", "carol")
 
