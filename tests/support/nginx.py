@@ -13,7 +13,7 @@ import re
 import shutil
 from pathlib import Path
 
-from .processes import Managed, free_port, tcp_port_accepts, wait_until
+from .processes import Managed, free_port, tcp_port_accepts
 
 SITE = Path(__file__).resolve().parents[2] / "systemd" / "nginx-chatserver.conf"
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
@@ -100,12 +100,8 @@ class Nginx:
             new_session=False,
         )
         self.process = self.managed.popen
-        if wait_until(tcp_port_accepts(self.port), timeout, self.process):
-            return self
-        if self.process.poll() is not None:
-            raise RuntimeError(f"nginx exited with {self.process.returncode}:\n{self.log()}")
-        self.stop()
-        raise RuntimeError(f"nginx did not listen within {timeout}s:\n{self.log()}")
+        self.managed.wait_ready(tcp_port_accepts(self.port), timeout, self.log)
+        return self
 
     def log(self):
         parts = []

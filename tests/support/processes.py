@@ -62,6 +62,16 @@ class Managed:
     def log_tail(self, lines=20):
         return "\n".join(self.log().splitlines()[-lines:])
 
+    def wait_ready(self, ready, timeout, log=None):
+        """Return once ``ready()`` is true; if the process exits first or ``timeout`` passes
+        (it is stopped then), raise RuntimeError with ``log()`` (default: its log file)."""
+        if wait_until(ready, timeout, self):
+            return
+        exited = self.poll()
+        self.stop()
+        why = f"exited with {exited}" if exited is not None else f"was not ready in {timeout} s"
+        raise RuntimeError(f"{self.name} {why}:\n{(log or self.log)()}")
+
     def stop(self, timeout=10.0):
         """SIGTERM (its process group when it leads one), then SIGKILL after ``timeout``."""
         if self.popen.poll() is not None:

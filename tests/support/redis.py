@@ -4,7 +4,7 @@ import shutil
 import socket
 from pathlib import Path
 
-from .processes import Managed, free_port, wait_until
+from .processes import Managed, free_port
 
 
 class RedisServer:
@@ -47,11 +47,7 @@ class RedisServer:
             "redis", self.argv(binary), log_path=self.workdir / "redis.log", cwd=self.workdir
         )
         self.process = self.managed.popen
-        if not wait_until(self.answers_ping, timeout, self.managed):
-            code = self.managed.poll()
-            self.stop()
-            reason = f"exited with {code}" if code is not None else f"no PONG in {timeout} s"
-            raise RuntimeError(f"redis-server {reason}:\n{self.managed.log_tail()}")
+        self.managed.wait_ready(self.answers_ping, timeout)
         return self
 
     def connect(self, timeout=2):

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .processes import Managed, tcp_port_accepts, unix_socket_accepts, wait_until
+from .processes import Managed, tcp_port_accepts, unix_socket_accepts
 
 __all__ = [  # the readiness checks Daemon.start takes, importable from here too
     "Daemon", "create_users_with_tokens", "daemon_env", "manage", "run_tool",
@@ -96,12 +96,8 @@ class Daemon:
             pass_fds=self.pass_fds,
         )
         self.process = self.managed.popen
-        if wait_until(ready or (lambda: True), timeout, self.process):
-            return self
-        if self.process.poll() is not None:
-            raise RuntimeError(f"twistd exited with {self.process.returncode}:\n{self.log()}")
-        self.kill()
-        raise RuntimeError(f"twistd did not become ready in {timeout}s:\n{self.log()}")
+        self.managed.wait_ready(ready or (lambda: True), timeout)
+        return self
 
     def log(self):
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
