@@ -70,7 +70,7 @@ async def replies_until_heartbeat(client):
         replies.append(reply)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=75, deadline=None)
 @given(batch=st.lists(frames, min_size=1, max_size=5))
 async def test_malformed_frames_never_kill_the_consumer(batch):
     # A socket of each example's own, opened in the example (no fixture outlives an input).
