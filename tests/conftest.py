@@ -1,8 +1,8 @@
 """Shared fixtures (a real redis-server, the Django test database through pytest-django) and
 the markers, applied here rather than test by test:
 
-- ``e2e``: the test runs the project's processes (twistd, the ``chatserver`` command, nginx, a
-  browser) through a launcher of tests/support/, read from its code and its fixtures' code;
+- ``e2e``: the test runs processes (twistd, the ``chatserver`` command, nginx, a browser, or
+  another through ``subprocess``), read from its code and its fixtures' (tests/support/markers);
 - ``postgres``: PostgreSQL only; skipped unless ``DATABASE_URL`` names PostgreSQL, as under
   ``python -m tests.on_postgres`` (``make test`` runs these in its PostgreSQL pass);
 - ``slow``: the bench's smoke run and the long fault tests, marked in their modules.

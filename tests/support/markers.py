@@ -1,8 +1,10 @@
-"""Which tests are end to end: those that run the project's processes through the launchers
-here (twistd, the ``chatserver`` command, nginx), directly or through the helpers, classes and
-fixtures of the tests that they call. Read from the code, so a new test is marked by itself."""
+"""Which tests are end to end: those that run processes, through the launchers here (twistd,
+the ``chatserver`` command, nginx) or ``subprocess`` itself, directly or through the helpers,
+classes and fixtures of the tests that they call. Read from the code, so a new test is marked
+by itself."""
 
 import inspect
+import subprocess
 import types
 
 from . import nginx, twistd
@@ -14,6 +16,7 @@ LAUNCHERS = (
     twistd.manage,
     twistd.create_users_with_tokens,
     nginx.Nginx,
+    subprocess,
 )
 LAUNCHER_MODULES = {twistd.__name__, nginx.__name__}
 
