@@ -15,6 +15,7 @@ APT    := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 # checked with `nginx -t` and run in front of several daemons); in CI also systemd, so the units
 # are checked with `systemd-analyze verify` and `security` (those tests skip where absent).
 # chromium: the web client's browser tests (Playwright drives it; never a downloaded browser).
+# fonts-noto-color-emoji: emoji in the browser tests' screenshots (boxes without a colour font).
 system-packages:
 	@need=""; \
 	$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || need="$$need python3-venv"; \
@@ -23,6 +24,7 @@ system-packages:
 	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need="$$need nginx-light"; \
 	if [ -n "$$CI" ] && ! command -v systemd-analyze >/dev/null 2>&1; then need="$$need systemd"; fi; \
 	command -v chromium >/dev/null 2>&1 || need="$$need chromium"; \
+	dpkg -s fonts-noto-color-emoji >/dev/null 2>&1 || need="$$need fonts-noto-color-emoji"; \
 	if [ -n "$$need" ]; then \
 		echo "installing Debian packages:$$need"; \
 		$(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -qq $$need; \

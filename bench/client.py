@@ -8,12 +8,13 @@ content; a receipt finds it with ``bytes.find`` and records ``now - t_send`` (CL
 system-wide, so the sender's and the receiver's clocks agree across processes).
 
 Each worker is driven by the orchestrator over a ``multiprocessing`` pipe with small commands
-(``connect``, ``run``, ``heartbeat``, ``stats``, ``close``, ``exit``); every command is bounded
-in time by the worker and again by the orchestrator.
+(``connect``, ``run``, ``open_loop``, ``storm``, ``heartbeat``, ``stats``, ``close``, ``exit``);
+every command is bounded in time by the worker and again by the orchestrator.
 """
 
 import asyncio
 import os
+import random
 import time
 
 HANDSHAKE = (
@@ -95,6 +96,9 @@ class Conn(asyncio.Protocol):
         self.handshake.add_done_callback(_retrieve)
         self.ready.add_done_callback(_retrieve)
         self.frames = 0
+        # A frame awaited by a command (the reply to session.resume): marker, future.
+        self.expect_marker = None
+        self.expect = None
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -198,6 +202,12 @@ class Conn(asyncio.Protocol):
             worker.other_frames += 1
             if not self.ready.done():
                 self.ready.set_result(True)
+            elif (
+                self.expect is not None
+                and not self.expect.done()
+                and buf.find(self.expect_marker, start, end) >= 0
+            ):
+                self.expect.set_result(bytes(buf[start:end]))
             elif len(worker.samples) < 3:
                 worker.samples.append(
                     bytes(buf[start : min(end, start + 300)]).decode("utf-8", "replace")
@@ -215,6 +225,9 @@ class Conn(asyncio.Protocol):
             return
         worker.received += 1
         worker.last_recv = now
+        if worker.tracker is not None:
+            worker.tracker.receipt(int(sender), int(seq), now)
+            return
         key = int((now - float(t_sent)) * 10000)
         hist = worker.hist
         hist[key] = hist.get(key, 0) + 1
@@ -260,6 +273,32 @@ class Sender:
         self.stalls = 0
 
 
+class Tracker:
+    """Open-loop receipts: a message's latency is its send → its last member's receipt."""
+
+    def __init__(self):
+        self.pending = {}  # (sender_id, seq) -> [receipts still awaited, t_sent]
+        self.hist = {}
+        self.completed = 0
+        self.unexpected = 0
+        self.last_done = 0.0
+
+    def sent(self, sender_id, seq, members, t_sent):
+        self.pending[(sender_id, seq)] = [members, t_sent]
+
+    def receipt(self, sender_id, seq, now):
+        entry = self.pending.get((sender_id, seq))
+        if entry is None:
+            self.unexpected += 1  # a duplicate, or a frame for a message given up
+            return
+        entry[0] -= 1
+        if entry[0] <= 0:
+            del self.pending[(sender_id, seq)]
+            hist_add(self.hist, now - entry[1])
+            self.completed += 1
+            self.last_done = now
+
+
 class Worker:
     def __init__(self, sock_path, worker_id):
         self.sock_path = sock_path
@@ -277,6 +316,7 @@ class Worker:
         self.dispatch_marker = b"message.dispatch"
         self.senders_by_id = {}
         self.samples = []
+        self.tracker = None
 
     # -- callbacks from Conn ---------------------------------------------------------------
 
@@ -439,6 +479,146 @@ class Worker:
             "hist": self.hist,
             "open": sum(1 for c in self.conns if c.open),
             "other_samples": self.samples,
+        }
+
+    async def cmd_open_loop(self, senders, rep, t_start, rate, slots, duration, drain,
+                            frame_template):  # fmt: skip
+        """Open loop: sender ``[index, room, sender_id, slot, members]`` sends at
+        ``t_start + (slot + k * slots) / rate`` for k = 0, 1, … until ``duration`` is over,
+        whatever the answers: a fixed schedule, so a slow server meets its backlog instead of
+        slowing the senders down. Returns the latency histogram to each message's last member."""
+        by_index = {conn.index: conn for conn in self.conns}
+        self.rep = rep
+        self.received = 0
+        self.stale = 0
+        self.samples = []
+        tracker = self.tracker = Tracker()
+        t_end = t_start + duration
+        schedule = []
+        for index, room, sender_id, slot, members in senders:
+            conn = by_index.get(index)
+            if conn is None:
+                continue
+            prefix = frame_template.replace("@ROOM@", room)
+            state = [conn, prefix, sender_id, members, 0]
+            at = t_start + slot / rate
+            while at < t_end:
+                schedule.append((at, sender_id, state))
+                at += slots / rate
+        schedule.sort(key=lambda item: item[0])
+        lag = {}
+        sent = unsent = 0
+        position = 0
+        pid = os.getpid()
+        while position < len(schedule):
+            now = time.monotonic()
+            due = schedule[position][0]
+            if due > now:
+                await asyncio.sleep(due - now)
+                now = time.monotonic()
+            while position < len(schedule) and schedule[position][0] <= now:
+                due, sender_id, state = schedule[position]
+                position += 1
+                conn, prefix, _, members, seq = state
+                seq = state[4] = seq + 1
+                t_sent = time.monotonic()
+                text = prefix.replace(
+                    "@CONTENT@", f"~B{rep}:{sender_id}:{seq}:{t_sent:.6f}~"
+                ).replace("@CMID@", f"{pid}.{rep}.{sender_id}.{seq}")
+                tracker.sent(sender_id, seq, members, t_sent)
+                if conn.send_text(text.encode()):
+                    sent += 1
+                    hist_add(lag, t_sent - due)
+                else:
+                    unsent += 1
+                    tracker.pending.pop((sender_id, seq), None)
+        drain_until = time.monotonic() + drain
+        while tracker.pending and time.monotonic() < drain_until:
+            await asyncio.sleep(0.02)
+        self.tracker = None
+        return {
+            "sent": sent,
+            "unsent": unsent,
+            "completed": tracker.completed,
+            "lost": len(tracker.pending),
+            "unexpected": tracker.unexpected,
+            "receipts": self.received,
+            "last_done": tracker.last_done,
+            "hist": tracker.hist,
+            "lag_hist": lag,
+            "open": sum(1 for c in self.conns if c.open),
+            "other_samples": self.samples,
+        }
+
+    async def cmd_storm(self, clients, jitter, timeout, backoff_cap=5.0):
+        """Drop every connection at once, then each client ``[index, path, resume_frame]``
+        reconnects after a jittered wait (full-jitter exponential backoff on failure), sends
+        ``session.resume`` and waits for its answer. Times are from the drop and, per client,
+        from its first reconnect attempt."""
+        loop = asyncio.get_running_loop()
+        old, self.conns = self.conns, []
+        dropped_at = time.monotonic()
+        for conn in old:
+            if conn.transport is not None:
+                conn.transport.abort()
+        catch_up = {}
+        errors = {}
+        counts = {"ok": 0, "failed": 0, "attempts": 0, "has_more": 0, "refused": 0}
+        done_at = []
+        deadline = dropped_at + timeout
+
+        async def one(index, path, frame):
+            await asyncio.sleep(random.uniform(0, jitter))
+            began = time.monotonic()
+            attempt = 0
+            while True:
+                counts["attempts"] += 1
+                remaining = deadline - time.monotonic()
+                conn, _, error = await self.open_one(
+                    index, path, None, max(0.1, min(30.0, remaining)), 0, None
+                )
+                if conn is not None:
+                    break
+                attempt += 1
+                if time.monotonic() >= deadline:
+                    counts["failed"] += 1
+                    errors[error] = errors.get(error, 0) + 1
+                    return
+                await asyncio.sleep(random.uniform(0, min(backoff_cap, 0.1 * 2**attempt)))
+            self.conns.append(conn)
+            conn.expect_marker = b'"storm-resume"'
+            conn.expect = loop.create_future()
+            conn.expect.add_done_callback(_retrieve)
+            conn.send_text(frame.encode())
+            try:
+                async with asyncio.timeout(max(0.1, deadline - time.monotonic())):
+                    answer = await conn.expect
+            except (TimeoutError, ConnectionError) as error:
+                counts["failed"] += 1
+                key = f"no resume answer: {type(error).__name__}"
+                errors[key] = errors.get(key, 0) + 1
+                return
+            if b"session.resume" not in answer:
+                counts["refused"] += 1
+                key = answer[:200].decode("utf-8", "replace")
+                errors[key] = errors.get(key, 0) + 1
+                return
+            if b'"has_more": true' in answer or b'"has_more":true' in answer:
+                counts["has_more"] += 1
+            now = time.monotonic()
+            counts["ok"] += 1
+            hist_add(catch_up, now - began)
+            done_at.append(now)
+
+        await asyncio.gather(*(one(*client) for client in clients))
+        self.lost = 0
+        self.close_codes = {}
+        return {
+            **counts,
+            "dropped_at": dropped_at,
+            "last_done": max(done_at) if done_at else None,
+            "hist": catch_up,
+            "errors": dict(list(errors.items())[:5]),
         }
 
     async def cmd_heartbeat(self, frame, interval, duration):

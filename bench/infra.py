@@ -1,5 +1,5 @@
 """Throwaway Redis and PostgreSQL for one bench run, on Unix sockets in a temp directory: the
-tests' launchers (tests/support/) with the bench's limits and a cluster that does not sync."""
+tests' launchers (tests/support/) with the bench's limits."""
 
 from tests.support.postgres import Postgres as ThrowawayPostgres
 from tests.support.postgres import postgres_bindir
@@ -7,13 +7,9 @@ from tests.support.redis import RedisServer
 
 __all__ = ["Postgres", "Redis", "postgres_bindir"]
 
-# The bench measures the chat path, not the disk: no fsync, no synchronous commit.
-NOT_DURABLE = {
-    "fsync": "off",
-    "synchronous_commit": "off",
-    "full_page_writes": "off",
-    "shared_buffers": "128MB",
-}
+# ``--unsafe-fast-db`` only: PostgreSQL skips its flushes (a commit costs less than in
+# production). By default the bench's cluster is durable, as production is.
+NOT_DURABLE = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 
 
 class Redis(RedisServer):
@@ -25,7 +21,11 @@ class Redis(RedisServer):
 
 
 class Postgres(ThrowawayPostgres):
-    """Started at once, with connections for every server's pool and no durability."""
+    """Started at once, with connections for every server's pool. ``durable`` keeps
+    PostgreSQL's production defaults (``fsync``, ``synchronous_commit``, ``full_page_writes``
+    on); without it the cluster skips the flushes, for quick runs only."""
 
-    def __init__(self, workdir, databases=("chatbench",), max_connections=300):
-        super().__init__(workdir, databases, max_connections, settings=NOT_DURABLE)
+    def __init__(self, workdir, databases=("chatbench",), max_connections=300, durable=True):
+        settings = {"shared_buffers": "128MB", **({} if durable else NOT_DURABLE)}
+        super().__init__(workdir, databases, max_connections, settings=settings)
+        self.durable = durable

@@ -17,8 +17,16 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def raise_nofile(wanted=200_000):
-    """Raise this process's RLIMIT_NOFILE (children inherit it); returns the soft limit."""
+    """Raise this process's RLIMIT_NOFILE (children inherit it); returns the soft limit.
+
+    The hard limit is raised too where the process may (root with CAP_SYS_RESOURCE)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, wanted))
+            return wanted
+        except (ValueError, OSError):
+            pass
     target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
     if soft < target:
         try:

@@ -12,6 +12,8 @@ HEADLINE = [
     ("latency_{size}_at_{rate}per_s", "p99_ms", "ms p99", False),
     ("small_rooms_1to1", "deliveries_per_s", "deliveries/s", True),
     ("small_rooms_1to1", "p99_ms", "ms p99", False),
+    ("small_rooms_open", "max_rate", "msgs/s at p99 ≤ 100 ms", True),
+    ("reconnect_storm_{n}", "catch_up_s", "s until all resumed", False),
     ("idle_{n}", "kib_per_conn", "KiB/conn", False),
     ("idle_{n}", "errors", "errors", False),
 ]
@@ -33,14 +35,23 @@ def rows(results):
                 names.append(name)
 
     def order(name):
-        for i, prefix in enumerate(("idle_", "connect_storm", "fanout_", "latency_", "small_")):
+        prefixes = ("idle_", "connect_storm", "reconnect_storm", "fanout_", "latency_", "small_")
+        for i, prefix in enumerate(prefixes):
             if name.startswith(prefix):
                 return (i, name)
         return (9, name)
 
     out = []
     for name in sorted(names, key=order):
-        if name.startswith("connect_storm"):
+        if name == "small_rooms_open":
+            metrics = [("max_rate", "msgs/s at p99 ≤ 100 ms", True)]
+        elif name.startswith("reconnect_storm"):
+            metrics = [
+                ("catch_up_s", "s until all resumed", False),
+                ("client_catch_up_p99_ms", "ms p99 one client", False),
+                ("failed", "not resumed", False),
+            ]
+        elif name.startswith("connect_storm"):
             metrics = [("connects_per_s", "connects/s", True), ("connect_p99_ms", "ms p99", False)]
         elif name.startswith("idle_"):
             metrics = [("kib_per_conn", "KiB/conn", False), ("errors", "errors", False)]
@@ -92,6 +103,7 @@ def summary(results):
                 "machine",
                 "layer",
                 "database",
+                "postgres_fsync",
                 "notes",
                 "baseline",
                 "seconds",
@@ -111,6 +123,10 @@ def summary(results):
             value = (metric_value(scenario) or {}).get(metric)
             if value is not None:
                 values.setdefault(name, {})[metric] = value
+        # The headline figures of issue 16, under the names tools read.
+        max_rate = (values.get("small_rooms_open") or {}).get("max_rate")
+        if max_rate is not None:
+            values["small_rooms_max_rate"] = max_rate
         out["servers"][key] = {"label": record.get("label"), "error": record.get("error"),
                                "values": values}  # fmt: skip
     return out
@@ -167,7 +183,7 @@ def markdown(results):
             if (
                 ratio is not None
                 and key != BASELINE
-                and metric not in ("errors", "delivered_ratio")
+                and metric not in ("errors", "delivered_ratio", "failed")
             ):
                 cell += f" (×{ratio:.2f})"
             cells.append(cell)
@@ -182,9 +198,34 @@ def markdown(results):
     if errors:
         lines += ["", "Errors:", ""]
         lines += [f"- **{where}**: {str(text)[:300]}" for where, text in errors]
+    lines += steps_table(results, keys)
     for note in meta.get("notes", []):
         lines += ["", f"Note: {note}"]
     return "\n".join(lines) + "\n"
+
+
+def steps_table(results, keys):
+    """The open-loop small-room steps of every server: rate, p99, losses, server CPU."""
+    lines = []
+    for key in keys:
+        scenario = results["servers"][key].get("scenarios", {}).get("small_rooms_open")
+        if not isinstance(scenario, dict) or not scenario.get("reps"):
+            continue
+        if not lines:
+            lines += ["", "Small rooms, open loop (every step of every round):", "",
+                      "| server | round | rate msgs/s | sent/s | p50 ms | p99 ms | lost | "
+                      "server CPU | client send lag p99 ms | ≤ 100 ms, none lost |",
+                      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+        for rep in scenario["reps"]:
+            for step in rep.get("steps", ()):
+                lines.append(
+                    f"| {key} | {rep.get('round', 1)} | {step['rate']:,} | "
+                    f"{fmt(step.get('sent_per_s'))} | {fmt(step.get('p50_ms'))} | "
+                    f"{fmt(step.get('p99_ms'))} | {step.get('lost')} | "
+                    f"{fmt(step.get('server_cpu'))} | {fmt(step.get('send_lag_p99_ms'))} | "
+                    f"{'yes' if step.get('ok') else 'no'} |"
+                )
+    return lines
 
 
 def chart(results, path):
@@ -195,7 +236,7 @@ def chart(results, path):
 
     keys = [k for k in ORDER if k in results["servers"]]
     throughput = [(n, m) for n, m, _, higher in rows(results)
-                  if m in ("deliveries_per_s", "connects_per_s")]  # fmt: skip
+                  if m in ("deliveries_per_s", "connects_per_s", "max_rate")]  # fmt: skip
     latency = [(n, m) for n, m, _, _ in rows(results) if m == "p99_ms"]
     memory = [(n, m) for n, m, _, _ in rows(results) if m == "kib_per_conn"]
     panels = [(throughput, "per second (log)", True), (latency, "p99 latency, ms (log)", True),
@@ -214,6 +255,13 @@ def chart(results, path):
 
     panels = [(measured(m), label, log) for m, label, log in panels]
     panels = [p for p in panels if p[0]]
+    if not panels:  # nothing measured above zero: a figure that says so
+        fig, ax = plt.subplots(figsize=(6, 1.5))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no positive figure to chart in this run", ha="center", va="center")
+        fig.savefig(path, dpi=80)
+        plt.close(fig)
+        return
     fig, axes = plt.subplots(len(panels), 1, figsize=(11, 3.6 * len(panels)), squeeze=False)
     width = 0.8 / max(1, len(keys))
     for ax, (metrics, ylabel, log) in zip(axes[:, 0], panels, strict=True):

@@ -15,6 +15,7 @@ import json
 import multiprocessing
 import os
 import platform
+import random
 import secrets
 import shutil
 import statistics
@@ -61,8 +62,28 @@ class Params:
     latency_senders: int = 10
     latency_duration: float = 10.0
     pair_users: int = 1000
-    idle_counts: list = field(default_factory=lambda: [1000, 5000])
-    idle_duration: float = 60.0
+    # Open-loop small rooms: the pair_users // 2 one-to-one rooms and these five-member groups,
+    # every member a sender; rates (messages/s over all senders) are stepped up until p99 of
+    # send → last member's receipt exceeds small_p99_ms or a message is lost.
+    small_groups: int = 200
+    small_group_size: int = 5
+    small_rates: list = field(
+        default_factory=lambda: [250, 500, 1000, 1500, 2000, 3000, 4000, 5000, 6000, 8000, 10000]
+    )
+    small_step_seconds: float = 5.0
+    small_p99_ms: float = 100.0
+    # Reconnect storm: clients in storm_rooms_each rooms of storm_room_size, all dropped at once,
+    # back with a jittered wait (0..storm_jitter s) and session.resume.
+    storm_clients: int = 10000
+    storm_rooms_each: int = 5
+    storm_room_size: int = 20
+    storm_backlog: int = 3
+    storm_jitter: float = 1.0
+    storm_timeout: float = 300.0
+    idle_counts: list = field(default_factory=lambda: [10000, 50000])
+    idle_duration: float = 300.0
+    # Sockets per load-client process in the idle phase (more processes for more sockets).
+    idle_per_worker: int = 12000
     heartbeat_interval: float = 20.0
     duration: float = 5.0
     drain: float = 10.0
@@ -89,11 +110,21 @@ class Params:
             latency_senders=2,
             latency_duration=0.5,
             pair_users=4,
+            small_groups=2,
+            small_rates=[20, 40],
+            small_step_seconds=0.5,
+            storm_clients=10,
+            storm_room_size=5,
+            storm_backlog=2,
+            storm_jitter=0.2,
+            storm_timeout=30.0,
             idle_counts=[6],
+            idle_per_worker=4,  # two client processes hold the idle sockets, as at 50,000
             idle_duration=0.5,
             heartbeat_interval=0.25,
             duration=0.5,
-            drain=2.0,
+            # Waits only while receipts are missing: generous, so a loaded machine loses nothing.
+            drain=10.0,
             quiet=0.2,
             connect_timeout=10.0,
             server_start_timeout=60.0,
@@ -123,11 +154,14 @@ class Context:
         self.snapshot = None
         self.snapshot_revision = None
         self.profile_scenarios = ()
+        self.scenarios = ()  # name prefixes to run (--scenarios); empty: all
         self.out = None
         sizes = sorted(params.fanout_sizes + [params.latency_room])
         self.group_sizes = sorted(set(sizes))
         self.pair_first = max(self.group_sizes)
-        self.n_users = max(self.pair_first + params.pair_users, max(params.idle_counts or [0]))
+        self.small_first = self.pair_first + params.pair_users
+        self.storm_first = self.small_first + params.small_groups * params.small_group_size
+        self.n_users = max(self.storm_first + params.storm_clients, max(params.idle_counts or [0]))
 
     def base_env(self):
         env = {
@@ -184,7 +218,14 @@ class Context:
             "users": self.n_users,
             "groups": self.group_sizes,
             "pairs": [self.pair_first, self.params.pair_users // 2],
-        }
+            "small_groups": [
+                self.small_first, self.params.small_groups, self.params.small_group_size,
+            ],
+            "storm": [
+                self.storm_first, self.params.storm_clients, self.params.storm_room_size,
+                self.params.storm_rooms_each, self.params.storm_backlog,
+            ],
+        }  # fmt: skip
 
     def setup_for(self, flavor):
         """Users, rooms and tokens for a server flavour, created once per run (shared DB)."""
@@ -348,12 +389,19 @@ class Runner:
             for i, user in enumerate(user_indices)
         ]
 
-    def connect(self, user_indices, senders=None, concurrency=None):
+    def connect(self, user_indices, senders=None, concurrency=None, pool=None):
+        pool = pool or self.pool
+        return self.connect_parts(
+            split(self.targets(user_indices, senders), len(pool)), concurrency, pool
+        )
+
+    def connect_parts(self, targets, concurrency=None, pool=None):
+        """Connect each worker's own ``[index, path, sender_id]`` targets."""
+        pool = pool or self.pool
         concurrency = concurrency or self.p.storm_concurrency
-        per_worker = max(1, concurrency // len(self.pool))
-        targets = split(self.targets(user_indices, senders), len(self.pool))
-        timeout = self.p.connect_timeout + len(user_indices) / 5.0
-        results = self.pool.call(
+        per_worker = max(1, concurrency // len(pool))
+        timeout = self.p.connect_timeout + sum(len(part) for part in targets) / 5.0
+        results = pool.call(
             [
                 {
                     "cmd": "connect",
@@ -385,8 +433,8 @@ class Runner:
             **{f"connect_{k}": v for k, v in percentiles(hist).items()},
         }
 
-    def close_all(self):
-        self.pool.broadcast({"cmd": "close"}, timeout=30)
+    def close_all(self, pool=None):
+        (pool or self.pool).broadcast({"cmd": "close"}, timeout=60)
         settle(self.pid, max_wait=15)
 
     def client_cpu(self):
@@ -464,6 +512,198 @@ class Runner:
             )
         finally:
             self.close_all()
+
+    # open-loop small rooms: a fixed schedule of sends, latency to each message's last member
+    def small_rooms_open(self):
+        ctx, server = self.ctx, self.server
+        setup = ctx.setup_for(server.flavor)
+        first = ctx.pair_first
+        rooms = [
+            (room_id, [first + 2 * j, first + 2 * j + 1])
+            for j, room_id in enumerate(setup["pairs"][: self.p.pair_users // 2])
+        ]
+        size = self.p.small_group_size
+        for g, room_id in enumerate(setup["small_groups"]):
+            rooms.append((room_id, [ctx.small_first + size * g + m for m in range(size)]))
+        senders = sum(len(members) for _, members in rooms)
+        # Every member sends, in an order shuffled once: slot k sends at (k + n·senders) / rate.
+        slots = list(range(senders))
+        random.Random(16).shuffle(slots)
+        # A room's members share a worker, so it sees every receipt of the room's messages.
+        parts = [[] for _ in self.pool.pipes]
+        sender_parts = [[] for _ in self.pool.pipes]
+        index = 0
+        for r, (room_id, members) in enumerate(rooms):
+            w = r % len(parts)
+            room = server.room_json(room_id)
+            for user in members:
+                parts[w].append([index, server.path_for(user, ctx), index])
+                sender_parts[w].append([index, room, index, slots[index], len(members)])
+                index += 1
+        settle(self.pid)
+        try:
+            conn = self.connect_parts(parts)
+            if conn["failed"]:
+                raise BenchError(f"{conn['failed']} of {senders} users failed to connect")
+            steps, best = [], 0
+            for rate in self.p.small_rates:
+                step = self.open_loop_step(sender_parts, rate, senders)
+                steps.append(step)
+                print(f"    {rate}/s: p99 {step['p99_ms']} ms, lost {step['lost']}",
+                      file=sys.stderr, flush=True)  # fmt: skip
+                if not step["ok"]:
+                    break
+                best = rate
+            rep = {"max_rate": best, "steps": steps}
+            return {
+                "reps": [rep],
+                "median": medians([rep]),
+                "rooms": {"one_to_one": self.p.pair_users // 2, "groups": len(rooms)},
+                "senders": senders,
+                "connect": conn,
+            }
+        finally:
+            self.close_all()
+
+    def open_loop_step(self, sender_parts, rate, slots):
+        self.check_alive()
+        settle(self.pid, max_wait=10)
+        duration = self.p.small_step_seconds
+        t_start = time.monotonic() + 0.3
+        rep_id = self.next_rep()
+        clients0, host0 = self.client_cpu(), host_cpu_ticks()
+        cpu0, wall0 = cpu_seconds(self.pid), time.monotonic()
+        results = self.pool.call(
+            [
+                {
+                    "cmd": "open_loop",
+                    "senders": part,
+                    "rep": rep_id,
+                    "t_start": t_start,
+                    "rate": rate,
+                    "slots": slots,
+                    "duration": duration,
+                    "drain": self.p.drain,
+                    "frame_template": self.server.send_template,
+                    "dispatch_marker": self.server.dispatch_marker,
+                }
+                for part in sender_parts
+            ],
+            timeout=duration + self.p.drain + 30,
+        )
+        cpu1, wall1 = cpu_seconds(self.pid), time.monotonic()
+        clients1, host1 = self.client_cpu(), host_cpu_ticks()
+        hist, lag = {}, {}
+        for r in results:
+            client.hist_merge(hist, r["hist"])
+            client.hist_merge(lag, r["lag_hist"])
+        sent = sum(r["sent"] for r in results)
+        lost = sum(r["lost"] + r["unsent"] for r in results)
+        step = {
+            "rate": rate,
+            "sent": sent,
+            "sent_per_s": round(sent / duration, 1),
+            "completed": sum(r["completed"] for r in results),
+            "lost": lost,
+            "unexpected": sum(r["unexpected"] for r in results),
+            **percentiles(hist),
+            # How late the client itself sent (its schedule is fixed): a loaded client shows here.
+            "send_lag_p99_ms": client.hist_percentile(lag, 0.99),
+            "server_cpu": (
+                round((cpu1 - cpu0) / (wall1 - wall0), 2)
+                if cpu0 is not None and cpu1 is not None
+                else None
+            ),
+            "client_cpu": (
+                round((clients1 - clients0) / (wall1 - wall0), 2)
+                if clients0 is not None and clients1 is not None
+                else None
+            ),
+            **host_cpu_shares(host0, host1),
+            "other_samples": [x for r in results for x in r["other_samples"]][:3],
+        }
+        step["ok"] = bool(
+            sent
+            and lost == 0
+            and step["p99_ms"] is not None
+            and step["p99_ms"] <= self.p.small_p99_ms
+        )
+        return step
+
+    # reconnect storm: every socket dropped at once, every client back and resumed
+    def reconnect_storm(self):
+        ctx, server = self.ctx, self.server
+        setup = ctx.setup_for(server.flavor)
+        count = self.p.storm_clients
+        users = [ctx.storm_first + k for k in range(count)]
+        cursors = setup["storm_cursors"]
+        frames = [
+            json.dumps(
+                {
+                    "event_type": "session.resume",
+                    "data": {"rooms": {str(r): cursors[str(r)] for r in setup["storm_rooms"][k]}},
+                    "request_id": "storm-resume",
+                },
+                separators=(",", ":"),
+            )
+            for k in range(count)
+        ]
+        clients = [[i, server.path_for(user, ctx), frames[i]] for i, user in enumerate(users)]
+        self.check_alive()
+        settle(self.pid, max_wait=15)
+        try:
+            conn = self.connect(users)
+            if conn["failed"]:
+                raise BenchError(f"{conn['failed']} of {count} clients failed to connect")
+            settle(self.pid, max_wait=15)
+            cpu0, wall0 = cpu_seconds(self.pid), time.monotonic()
+            results = self.pool.call(
+                [
+                    {
+                        "cmd": "storm",
+                        "clients": part,
+                        "jitter": self.p.storm_jitter,
+                        "timeout": self.p.storm_timeout,
+                    }
+                    for part in split(clients, len(self.pool))
+                ],
+                timeout=self.p.storm_timeout + 30,
+            )
+            cpu1, wall1 = cpu_seconds(self.pid), time.monotonic()
+        finally:
+            self.close_all()
+        hist, errors = {}, {}
+        for r in results:
+            client.hist_merge(hist, r["hist"])
+            errors.update(r["errors"])
+        caught_up = sum(r["ok"] for r in results)
+        dropped = min(r["dropped_at"] for r in results)
+        last = max((r["last_done"] for r in results if r["last_done"]), default=None)
+        all_back = caught_up == count
+        catch_up_s = round(last - dropped, 3) if all_back and last else None
+        result = {
+            "clients": count,
+            "rooms_each": self.p.storm_rooms_each,
+            "jitter_s": self.p.storm_jitter,
+            "caught_up": caught_up,
+            "failed": count - caught_up,
+            "refused": sum(r["refused"] for r in results),
+            "has_more": sum(r["has_more"] for r in results),
+            "attempts": sum(r["attempts"] for r in results),
+            # From the drop until the last client had its session.resume answer.
+            "catch_up_s": catch_up_s,
+            "resumes_per_s": round(count / catch_up_s, 1) if catch_up_s else None,
+            # One client: from its first reconnect attempt to its resume answer.
+            **{f"client_catch_up_{k}": v for k, v in percentiles(hist).items()},
+            "server_cpu": (
+                round((cpu1 - cpu0) / (wall1 - wall0), 2)
+                if cpu0 is not None and cpu1 is not None
+                else None
+            ),
+            "errors": errors,
+            "connect": conn,
+        }
+        return {"reps": [result], "median": medians([result])}
 
     def start_profile(self, name, seconds):
         """py-spy (``--py-spy``) samples the server during the first repetition of ``name``."""
@@ -573,16 +813,30 @@ class Runner:
     def idle(self, count):
         users = [k % self.ctx.n_users for k in range(count)]
         self.check_alive()
+        limit = open_files_limit(self.pid)
+        if limit is not None and limit < count + 200:
+            raise BenchError(
+                f"the server may open {limit} files (RLIMIT_NOFILE), fewer than {count} sockets: "
+                "raise the hard limit (ulimit -Hn) of the shell that runs the bench"
+            )
+        # Enough load-client processes that none holds more than idle_per_worker sockets.
+        extra = None
+        workers = -(-count // self.p.idle_per_worker)
+        if workers > len(self.pool):
+            extra = Pool(workers, self.sock)
+        pool = extra or self.pool
         settle(self.pid, max_wait=15)
         before = rss_kib(self.pid)
         try:
-            return self._idle(users, count, before)
+            return self._idle(users, count, before, pool)
         finally:
-            self.close_all()
+            self.close_all(pool)
+            if extra is not None:
+                extra.close()
 
-    def _idle(self, users, count, before):
-        conn = self.connect(users)
-        hb = self.pool.broadcast(
+    def _idle(self, users, count, before, pool):
+        conn = self.connect(users, pool=pool)
+        hb = pool.broadcast(
             {
                 "cmd": "heartbeat",
                 "frame": self.server.heartbeat,
@@ -593,7 +847,7 @@ class Runner:
         )
         settle(self.pid, max_wait=10)
         after = rss_kib(self.pid)
-        stats = self.pool.broadcast({"cmd": "stats"}, timeout=30)
+        stats = pool.broadcast({"cmd": "stats"}, timeout=30)
         open_now = sum(s["open"] for s in stats)
         close_codes = {}
         for s in stats:
@@ -613,14 +867,30 @@ class Runner:
             "kib_per_conn": (
                 round((after - before) / open_now, 2) if before and after and open_now else None
             ),
+            "load_client_processes": len(pool),
             "connect": conn,
         }
         result["errors"] = result["connect_failed"] + result["lost"]
         return result
 
 
+def open_files_limit(pid):
+    """The soft RLIMIT_NOFILE of process ``pid`` (None if unknown)."""
+    try:
+        for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+            if line.startswith("Max open files"):
+                return int(line.split()[3])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def medians(reps):
-    keys = [k for k, v in reps[0].items() if isinstance(v, int | float) and not isinstance(v, bool)]
+    keys = []
+    for rep in reps:
+        for k, v in rep.items():
+            if isinstance(v, int | float) and not isinstance(v, bool) and k not in keys:
+                keys.append(k)
     out = {}
     for key in keys:
         values = [r[key] for r in reps if isinstance(r.get(key), int | float)]
@@ -683,6 +953,8 @@ def run_server(server, ctx, deadline, log_dir):
         if ctx.round == 1:
             phases += [(f"idle_{n}", lambda n=n: runner.idle(n)) for n in p.idle_counts]
         phases.append(("connect_storm", runner.connect_storm))
+        if server.flavor == "ours" and p.storm_clients:
+            phases.append((f"reconnect_storm_{p.storm_clients}", runner.reconnect_storm))
         for size in sorted(set(p.fanout_sizes)):
             extra = None
             if size == p.latency_room:
@@ -703,7 +975,11 @@ def run_server(server, ctx, deadline, log_dir):
                 )
             )
         phases.append(("small_rooms_1to1", runner.small_rooms))
+        if server.flavor == "ours" and p.small_rates:
+            phases.append(("small_rooms_open", runner.small_rooms_open))
 
+        if ctx.scenarios:
+            phases = [(n, f) for n, f in phases if n.startswith(ctx.scenarios)]
         for name, phase in phases:
             if time.monotonic() > deadline:
                 record["scenarios"][name] = {"error": "skipped: the run's time budget is spent"}
@@ -889,6 +1165,21 @@ def main(argv=None):
     parser.add_argument("--fanout-sizes", help="comma-separated room sizes, e.g. 100,1000")
     parser.add_argument("--storm-conns", type=int, help="connections per connect-storm repetition")
     parser.add_argument("--pair-users", type=int, help="users in 1:1 rooms")
+    parser.add_argument("--small-groups", type=int, help="five-member groups (open loop)")
+    parser.add_argument(
+        "--small-rates", help="comma-separated open-loop rates (messages/s), stepped up in order"
+    )
+    parser.add_argument("--small-step-seconds", type=float, help="seconds of each open-loop step")
+    parser.add_argument("--storm-clients", type=int, help="reconnect-storm clients (0: none)")
+    parser.add_argument("--storm-jitter", type=float, help="reconnect wait 0..N s, per client")
+    parser.add_argument(
+        "--scenarios", help="comma-separated scenario name prefixes to run (default: all)"
+    )
+    parser.add_argument(
+        "--unsafe-fast-db",
+        action="store_true",
+        help="PostgreSQL with fsync/synchronous_commit off: quick runs, never a published table",
+    )
     parser.add_argument("--max-minutes", type=float, help="time budget; later phases are skipped")
     parser.add_argument("--py-spy", help="path to py-spy: profile the servers while they work")
     parser.add_argument(
@@ -920,12 +1211,18 @@ def main(argv=None):
         "storm_conns",
         "pair_users",
         "max_minutes",
+        "small_groups",
+        "small_step_seconds",
+        "storm_clients",
+        "storm_jitter",
     ):
         value = getattr(args, name)
         if value is not None:
             setattr(params, name, value)
     if args.idle_counts:
         params.idle_counts = [int(x) for x in args.idle_counts.split(",") if x]
+    if args.small_rates:
+        params.small_rates = [int(x) for x in args.small_rates.split(",") if x]
     if args.fanout_sizes:
         params.fanout_sizes = [int(x) for x in args.fanout_sizes.split(",") if x]
         if params.latency_room not in params.fanout_sizes:
@@ -962,6 +1259,7 @@ def main(argv=None):
             "rlimit_nofile": nofile,
             "layer": "in-memory" if args.smoke else args.layer,
             "database": None,
+            "postgres_fsync": None,
             "notes": [],
             "baseline": BASELINE,
             "git": git_revision(),
@@ -977,8 +1275,16 @@ def main(argv=None):
         db_note = "sqlite (smoke)" if args.smoke else "sqlite"
         if use_pg:
             try:
-                postgres = Postgres(workdir, databases=("chatbench", "refbench"))
+                postgres = Postgres(
+                    workdir, databases=("chatbench", "refbench"), durable=not args.unsafe_fast_db
+                )
                 db_note = "postgresql " + Path(postgres.bindir).parent.name
+                results["meta"]["postgres_fsync"] = "off" if args.unsafe_fast_db else "on"
+                if args.unsafe_fast_db:
+                    results["meta"]["notes"].append(
+                        "--unsafe-fast-db: PostgreSQL ran with fsync and synchronous_commit off; "
+                        "database-bound figures are not those of a production set-up"
+                    )
             except Exception as error:  # noqa: BLE001
                 results["meta"]["notes"].append(
                     f"PostgreSQL unavailable ({error}); fell back to SQLite: "
@@ -994,6 +1300,7 @@ def main(argv=None):
         ctx.py_spy = args.py_spy
         ctx.gc_diag = args.gc_diag
         ctx.profile_scenarios = tuple(x for x in args.profile_scenarios.split(",") if x)
+        ctx.scenarios = tuple(x for x in (args.scenarios or "").split(",") if x)
         for round_no in range(1, params.rounds + 1):
             ctx.round = round_no
             for key in keys:

@@ -1,8 +1,8 @@
 """The ASGI application, the same under twistd, plain ``daphne`` and ``uvicorn``.
 
 Django is set up before anything imports models; WebSockets pass the Origin check
-(chat/origins.py) before authentication and routing. ``/healthz`` and ``/readyz`` are answered
-before Django's middleware (chat/health.py).
+(chat/auth/origins.py) before authentication and routing. ``/healthz`` and ``/readyz`` are answered
+before Django's middleware (chat/operations/health.py).
 """
 
 import os
@@ -15,8 +15,8 @@ django_http_application = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
-from chatserver.chat.health import HealthEndpoints  # noqa: E402
-from chatserver.chat.origins import origin_checked  # noqa: E402
+from chatserver.chat.auth.origins import origin_checked  # noqa: E402
+from chatserver.chat.operations.health import HealthEndpoints  # noqa: E402
 from chatserver.chat.routing import websocket_application  # noqa: E402
 
 application = ProtocolTypeRouter(

@@ -1,7 +1,15 @@
-"""The bench pools the repetitions of several rounds per server (bench.run.merge_round)."""
+"""The bench pools the repetitions of several rounds per server (bench.run.merge_round), names
+issue 16's figures in summary.json, and runs PostgreSQL durable unless told otherwise."""
 
+import shutil
+import tempfile
+
+import pytest
+
+from bench.infra import Postgres, postgres_bindir
 from bench.proc import host_cpu_shares, host_cpu_ticks
-from bench.run import merge_round
+from bench.report import add_ratios, steps_table, summary
+from bench.run import medians, merge_round
 
 
 def _record(rates, error=None, idle=True):
@@ -61,3 +69,54 @@ def test_host_cpu_shares_split_busy_and_stolen_time():
     assert host_cpu_shares(None, (1, 1, 1)) == {}
     busy, steal, total = host_cpu_ticks()
     assert 0 <= busy <= total and 0 <= steal <= total
+
+
+def test_open_loop_max_rate_is_pooled_over_rounds_and_named_in_the_summary():
+    def open_loop(best):
+        steps = [{"rate": 500, "p99_ms": 20.0, "lost": 0, "ok": True}]
+        return {"reps": [{"max_rate": best, "steps": steps}], "median": {"max_rate": best}}
+
+    records = {}
+    for round_no, best in ((1, 1000), (2, 3000), (3, 2000)):
+        record = _record([10.0], idle=round_no == 1)
+        record["scenarios"]["small_rooms_open"] = open_loop(best)
+        record["scenarios"]["reconnect_storm_10"] = {
+            "reps": [{"catch_up_s": 2.0 * round_no, "client_catch_up_p99_ms": 900.0, "failed": 0}],
+            "median": {},
+        }
+        merge_round(records, "daemon", record, round_no)
+    results = {"meta": {"postgres_fsync": "on"}, "servers": records}
+    add_ratios(results)
+    summary_ = summary(results)
+
+    assert summary_["meta"]["postgres_fsync"] == "on"
+    values = summary_["servers"]["daemon"]["values"]
+    assert values["small_rooms_max_rate"] == 2000  # the median of the three rounds
+    assert values["reconnect_storm_10"]["catch_up_s"] == 4.0
+    assert values["idle_10"]["kib_per_conn"] == 30.0
+    steps = steps_table(results, ["daemon"])
+    assert sum(1 for line in steps if line.startswith("| daemon |")) == 3
+
+
+def test_a_round_without_a_figure_leaves_the_median_to_the_rounds_that_have_it():
+    reps = [{"catch_up_s": None, "failed": 3}, {"catch_up_s": 5.0, "failed": 0}]
+    assert medians(reps) == {"catch_up_s": 5.0, "failed": 1.5}
+
+
+@pytest.mark.skipif(postgres_bindir() is None, reason="PostgreSQL is not installed")
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize(("durable", "expected"), [(True, "on"), (False, "off")])
+def test_the_bench_cluster_flushes_commits_unless_told_to_be_unsafe(durable, expected):
+    # In /tmp like the bench's own workdir: pytest's tmp_path is closed to the postgres user.
+    workdir = tempfile.mkdtemp(prefix="chatbench-test-")
+    cluster = Postgres(workdir, databases=(), durable=durable)
+    try:
+        shown = cluster._run(
+            ["psql", "-h", str(cluster.sockdir), "-U", "postgres", "-At", "-c",
+             "SHOW fsync; SHOW synchronous_commit; SHOW full_page_writes"],
+            timeout=30,
+        ).stdout.split()  # fmt: skip
+    finally:
+        cluster.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    assert shown == [expected, expected, expected]

@@ -13,9 +13,19 @@ from django.contrib.auth.admin import UserAdmin
 from django.db import transaction
 from guardian.admin import GuardedModelAdmin
 
-from . import eventlog, fanout, sync_broadcast
+from .delivery import fanout, sync_broadcast
 from .models import Membership, Message, Mute, Reaction, Room, RoomEvent, Session
-from .protocol import CLOSE_SERVER_REQUEST, ProtocolError, encode_event
+from .protocol import (
+    CLOSE_SERVER_REQUEST,
+    MEMBERS_ADDED,
+    MEMBERS_REMOVED,
+    MESSAGE_MODIFIED,
+    ROOM_DELETED,
+    ROOM_EXIT,
+    ROOM_UPDATED,
+    ProtocolError,
+    encode_event,
+)
 from .serializers import user_payload
 from .services import moderation
 from .services import rooms as room_service
@@ -93,7 +103,7 @@ class RoomAdmin(GuardedModelAdmin):
         except ProtocolError as error:
             _refused(self, request, error)
             return
-        text = encode_event(room_service.ROOM_UPDATED, outcome.data)
+        text = encode_event(ROOM_UPDATED, outcome.data)
 
         def tell():
             sync_broadcast.membership_changed(outcome.changed, obj.pk, fanout.CHANGED)
@@ -127,10 +137,10 @@ class RoomAdmin(GuardedModelAdmin):
 def _remove_members(actor, room, user_ids):
     outcome = moderation.remove_members(actor, room, user_ids)
     exit_text = encode_event(
-        room_service.ROOM_EXIT,
+        ROOM_EXIT,
         {"room_id": room.pk, "seq": outcome.data["seq"], "removed_by": user_payload(actor)},
     )
-    text = encode_event(room_service.MEMBERS_REMOVED, outcome.data)
+    text = encode_event(MEMBERS_REMOVED, outcome.data)
 
     def tell():
         sync_broadcast.membership_changed(outcome.left, room.pk, fanout.LEFT, exit_text)
@@ -141,7 +151,7 @@ def _remove_members(actor, room, user_ids):
 
 def _add_members(actor, room, user_ids):
     outcome = room_service.add_members(actor, room.pk, user_ids)
-    text = encode_event(room_service.MEMBERS_ADDED, outcome.data)
+    text = encode_event(MEMBERS_ADDED, outcome.data)
 
     def tell():
         sync_broadcast.to_room(room.pk, text)
@@ -155,7 +165,7 @@ def _delete_room(actor, room):
     outcome = room_service.modify_room(
         actor, moderation.staff_access(room), room_id, {"action": "delete"}
     )
-    text = encode_event(room_service.ROOM_DELETED, outcome.data)
+    text = encode_event(ROOM_DELETED, outcome.data)
 
     def tell():
         sync_broadcast.membership_changed(outcome.left, room_id, fanout.LEFT, text)
@@ -213,7 +223,7 @@ def _delete_messages(message_ids):
 
 
 def _broadcast_message_event(data):
-    text = encode_event(eventlog.MESSAGE_MODIFIED, data)
+    text = encode_event(MESSAGE_MODIFIED, data)
     _after_commit(lambda: sync_broadcast.to_room(data["room_id"], text))
 
 

@@ -12,7 +12,8 @@ class ChatConfig(AppConfig):
         from django.contrib.auth.signals import user_logged_in, user_login_failed
         from django.db.models.signals import post_delete, post_save, pre_save
 
-        from . import login_throttle, revocation
+        from .auth import revocation
+        from .limits import login_throttle
 
         user_login_failed.connect(login_throttle.on_login_failed, dispatch_uid="chat-throttle")
         user_logged_in.connect(login_throttle.on_logged_in, dispatch_uid="chat-throttle")

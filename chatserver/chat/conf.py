@@ -23,6 +23,7 @@ DEFAULTS = {
     # Seconds between re-assertions of this process's group memberships in the channel layer,
     # so a Redis restart or the layer's group expiry never silently stops broadcasts.
     "GROUP_REFRESH_INTERVAL": 30,
+    "GROUP_LINGER_SECONDS": 15,
     # message.sends one connection may have stored ahead of their answers; past it the
     # consumer waits for them before it reads the next frame.
     "MAX_PIPELINED_SENDS": 100,
@@ -51,7 +52,7 @@ DEFAULTS = {
     # ``window`` seconds of the first; past them a login answers 429 without checking the password.
     "LOGIN_FAILURE_LIMITS": {"per_username": 5, "per_address": 20, "window": 15 * 60},
     # Token buckets per user and event class: refill per second, burst capacity. Shared by every
-    # daemon through Redis (REDIS_URL), kept across reconnects (chat/ratelimit.py).
+    # daemon through Redis (REDIS_URL), kept across reconnects (chat/limits/ratelimit.py).
     "RATE_LIMITS": {
         "send": {"rate": 5.0, "burst": 20},
         "typing": {"rate": 2.0, "burst": 10},

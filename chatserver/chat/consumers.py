@@ -13,13 +13,15 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from . import fanout, loopstore, metrics, presence, sessions
+from . import loopstore, sessions
 from .batching import Batcher
 from .conf import option
-from .connect_limits import user_may_connect
+from .delivery import fanout, presence
+from .delivery.localgroups import DIRECT_SENDER, local_groups
 from .handlers import HANDLERS, PIPELINED
-from .localgroups import DIRECT_SENDER, local_groups
-from .permissions import VIEW, load_accesses
+from .limits.connect_limits import user_may_connect
+from .limits.ratelimit import limiter
+from .operations import metrics
 from .protocol import (
     CLOSE_TOO_BIG,
     CLOSE_TOO_MANY_CONNECTIONS,
@@ -29,6 +31,7 @@ from .protocol import (
     ERROR_NOT_FOUND,
     ERROR_PERMISSION_DENIED,
     ERROR_RATE_LIMITED,
+    NOTIFICATIONS,
     ProtocolError,
     client_event,
     encode_error,
@@ -37,7 +40,7 @@ from .protocol import (
     request_id_of,
     with_request_id,
 )
-from .ratelimit import limiter
+from .services.permissions import VIEW, load_accesses
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +110,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             [fanout.user_group(self.user.pk)] + [fanout.room_group(r) for r in room_ids]
         )
         if summary is not None:
-            await self.send(text_data=encode_event("chat.notifications", summary))
+            await self.send(text_data=encode_event(NOTIFICATIONS, summary))
         return True
 
     async def join_groups(self, groups):

@@ -8,7 +8,7 @@ tests that path; empty text and binary messages are echoed too.
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from .localgroups import DIRECT_SENDER
+from .delivery.localgroups import DIRECT_SENDER
 
 
 class EchoConsumer(AsyncWebsocketConsumer):

@@ -3,8 +3,8 @@ hot paths.
 
 A message stored through ``database_sync_to_async`` pays more than its statement: a hop to the
 database thread and back, and on a busy daemon the wait of that thread for the GIL after every
-call into libpq, while the event loop holds it writing to sockets (in the bench a batch took
-2 ms under load against 0.7 ms on an idle daemon). Here the event loop sends the one-statement
+call into libpq, while the event loop holds it writing to sockets (under load a batch took
+several times as long as on an idle daemon). Here the event loop sends the one-statement
 insert (services/one_statement.py) on a psycopg ``AsyncConnection`` of its own, one statement
 per room of the batch, all in one round trip (the thread's ORM path for several rooms costs one
 per room and four more), and goes on writing until PostgreSQL answers. psycopg prepares a
@@ -42,7 +42,7 @@ from channels.db import database_sync_to_async
 from django.db import connections
 from psycopg import sql
 
-from . import metrics
+from .operations import metrics
 from .reconnect import drop_dead_thread_connections, refused_while_lost, unavailable
 from .services import connect as connect_service
 from .services import messages as service
@@ -121,7 +121,7 @@ class LoopStore:
                 # Its one statement looks rows up by key. A prepared statement's generic plan
                 # is made once, maybe while the tables are small and a sequential scan looks
                 # cheapest, and kept as they grow: every batch got slower as messages piled up
-                # (in the bench 89k deliveries/s fell to 34k in five runs). Index probes stay
+                # (docs/performance.md, the plan flaw). Index probes stay
                 # right at any size.
                 await connection.execute("SET enable_seqscan = off")
                 # Timestamps read here become payloads: in the zone Django's connections use.

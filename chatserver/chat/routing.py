@@ -11,9 +11,9 @@ from django.conf import settings
 from django.urls import path, re_path
 from django.utils.module_loading import import_string
 
-from .auth import TokenAuthMiddlewareStack
-from .connect_limits import AddressConnectLimit
+from .auth.websocket import TokenAuthMiddlewareStack
 from .consumers import ChatConsumer
+from .limits.connect_limits import AddressConnectLimit
 
 logger = logging.getLogger(__name__)
 

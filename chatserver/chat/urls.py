@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from .auth import views
 
 urlpatterns = [
     path("api/token/", views.obtain_token, name="token_obtain"),

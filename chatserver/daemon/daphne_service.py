@@ -21,7 +21,7 @@ from twisted.logger import Logger
 
 from chatserver.chat import loopstore
 from chatserver.chat.conf import option
-from chatserver.chat.localgroups import DIRECT_SENDER, close_all
+from chatserver.chat.delivery.localgroups import DIRECT_SENDER, close_all
 
 from . import wire_internals as wire
 from .aio import as_deferred
@@ -59,7 +59,8 @@ class ChatWebSocketProtocol(DirectFrames, WebSocketProtocol):
     Autobahn's ``sendClose`` accepts only 1000 and 3000-4999, so an application closing with
     1009 (frame too big) or 1001 would raise inside Daphne and the client would see 1006.
     Daphne's ``handle_reply`` tests a message's payload for truthiness, so an empty text or
-    binary message would never be sent; and a send to a closing socket would raise.
+    binary message would never be sent; a send to a closing socket would raise; and an accept
+    that comes after the handshake timed out would reopen a dropped connection.
     """
 
     def serverClose(self, code=None):  # noqa: N802 - Daphne's method name
@@ -70,6 +71,11 @@ class ChatWebSocketProtocol(DirectFrames, WebSocketProtocol):
             wire.close_frame(self, code)
 
     def handle_reply(self, message):
+        if self.state == self.STATE_CLOSED and message.get("type") == "websocket.accept":
+            # Autobahn dropped the connection while the application was still deciding (the
+            # opening handshake timed out under load): accepting now would mark the protocol
+            # open again and resolve its is_closed twice (AlreadyCalledError) when it is lost.
+            return
         if message.get("type") != "websocket.send" or self.state == self.STATE_CONNECTING:
             super().handle_reply(message)  # accept, close, and Daphne's errors
             return

@@ -25,7 +25,7 @@ from collections import deque
 
 from twisted.logger import Logger
 
-from chatserver.chat.metrics import frames_dropped
+from chatserver.chat.operations.metrics import frames_dropped
 from chatserver.chat.protocol import CLOSE_SLOW_READER
 
 from . import wire_internals as wire
@@ -36,12 +36,13 @@ log = Logger()
 class DirectSender:
     """Writes prepared frames to one WebSocket protocol (a ``DirectFrames`` one)."""
 
-    __slots__ = ("protocol", "factory", "writes")
+    __slots__ = ("protocol", "factory", "writes", "compresses")
 
     def __init__(self, protocol, writes):
         self.protocol = protocol
         self.factory = protocol.factory
         self.writes = writes
+        self.compresses = None  # known once the socket is open (negotiated in the handshake)
 
     def is_open(self):
         return getattr(self.protocol, "state", None) == self.protocol.STATE_OPEN
@@ -57,17 +58,22 @@ class DirectSender:
         """One binary frame for this socket alone."""
         self.send_prepared(wire.prepare(self.factory, data, binary=True))
 
-    def send_prepared(self, prepared):
+    def send_prepared(self, frame):
+        """Queue a ``wire.Frame`` for the end of this loop pass; the caller checked is_open().
+        Runs once per member socket of every room frame: attribute reads, no calls."""
         protocol = self.protocol
-        if wire.compressed_per_socket(protocol, prepared):
-            wire.send_compressed(protocol, prepared)  # compressed per connection by Autobahn
+        compresses = self.compresses
+        if compresses is None:
+            compresses = self.compresses = wire.compresses(protocol)
+        if compresses and wire.compressed_per_socket(protocol, frame):
+            wire.send_compressed(protocol, frame)  # compressed per connection by Autobahn
             return
         queued = protocol.direct_frames
         if queued is None:
-            protocol.direct_frames = [wire.wire_bytes(prepared)]
+            protocol.direct_frames = [frame.data]
             self.writes.flush_later(protocol)
         else:
-            queued.append(wire.wire_bytes(prepared))
+            queued.append(frame.data)
 
 
 class EndOfPassWrites:
@@ -199,15 +205,13 @@ def write_soon(protocol, data):
     Writing at once, as asyncio's transports do, leaves only what the kernel would not take to
     Twisted's buffer.
     """
+    written = wire.write_if_idle(protocol, data)
+    if written:  # else nothing was written: busy, or the connection is lost (write() finds out)
+        if written == len(data):
+            return
+        data = data[written:]
+    mid_frame = bool(written)
     transport = protocol.transport
-    mid_frame = False
-    if not wire.autobahn_queue_busy(protocol) and wire.idle_socket_transport(transport):
-        written = wire.write_now(transport, data)
-        if written is not None:  # else the connection is lost: let write() find out
-            if written == len(data):
-                return
-            data = data[written:]
-            mid_frame = written > 0
     if not wire.counts_unsent(transport):
         transport.write(data)
         return

@@ -102,12 +102,20 @@ class PeriodicJob(service.Service):
 
 
 def heartbeat_sweeper(interval, clock, threshold):
-    """Close sockets whose last heartbeat is older than ``threshold()`` seconds (close 4408)."""
+    """Close sockets whose last heartbeat is older than ``threshold()`` seconds (close 4408),
+    then publish their users' presence: a daemon that died (SIGKILL) never said they left."""
+    from django.utils import timezone
+
+    from chatserver.chat.delivery.presence import sessions_swept
     from chatserver.chat.reconnect import LOST
     from chatserver.chat.sessions import expire_silent_sessions
 
-    def sweep():
-        return expire_silent_sessions(threshold())
+    async def sweep():
+        now = timezone.now()  # the closed_at of this run's sessions: how presence finds them
+        expired = await expire_silent_sessions(threshold(), now=now)
+        if expired:
+            await sessions_swept(now)
+        return expired
 
     return PeriodicJob("heartbeat-sweeper", sweep, interval, clock, outages=LOST)
 

@@ -1,6 +1,6 @@
 """The daemon's Prometheus metrics and the ``--metrics`` listener that serves them.
 
-The chat application's metrics (chatserver/chat/metrics.py) and these live in
+The chat application's metrics (chatserver/chat/operations/metrics.py) and these live in
 prometheus_client's process-wide registry; with ``--metrics`` a separate twisted.web site serves
 it at ``/metrics`` with prometheus_client's Twisted resource (the registry is read in the
 reactor's thread pool). That listener is for operators: loopback or a Unix socket unless

@@ -17,7 +17,7 @@ class OperatorTools:
 
     async def _stats(self):
         from chatserver.chat import sessions
-        from chatserver.chat.broadcast import chat_counts
+        from chatserver.chat.operations.operator_actions import chat_counts
 
         counts = await sessions.session_counts()
         counts["websockets_here"] = self.daphne.connection_count()
@@ -50,7 +50,7 @@ class OperatorTools:
 
     def broadcast(self, room_id, text):
         """Post a system message into a room: stored, sequenced and delivered like any other."""
-        from chatserver.chat.broadcast import system_message
+        from chatserver.chat.operations.operator_actions import system_message
 
         return as_deferred(system_message(room_id, text))
 

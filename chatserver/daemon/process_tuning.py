@@ -34,8 +34,8 @@ def tune_garbage_collector():
 
     Everything loaded by now (Django, the URLconf, the application) lives as long as the
     process: ``gc.freeze()`` moves it out of the collector's sight, so full collections only
-    walk what was created since. Higher thresholds make collections rarer; the benchmark saw
-    full collections pause the daemon for up to 240 ms with 1,000 sockets open.
+    walk what was created since. Higher thresholds make collections rarer: with many sockets
+    open a full collection pauses the daemon long enough to show in the latency tail.
     """
     gc.collect()
     gc.freeze()

@@ -13,7 +13,7 @@ from twisted.application import service
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
-from chatserver.chat import readiness
+from chatserver.chat.operations import readiness
 
 from .aio import as_deferred
 from .socket_activation import inherited_unix_sockets
@@ -24,8 +24,8 @@ log = Logger()
 
 def local_room_count():
     """Rooms this process holds sockets for: room groups with a local member."""
-    from chatserver.chat.fanout import room_group
-    from chatserver.chat.localgroups import _registry
+    from chatserver.chat.delivery.fanout import room_group
+    from chatserver.chat.delivery.localgroups import _registry
 
     prefix = room_group("")
     return len(

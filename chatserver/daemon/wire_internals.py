@@ -91,19 +91,21 @@ def counts_unsent(transport):
     return isinstance(transport, tcp.Connection)
 
 
-def idle_socket_transport(transport):
-    """A connected socket transport with nothing buffered, so a direct write keeps the order."""
-    return (
-        isinstance(transport, tcp.Connection)  # TCP and Unix sockets; not TLS wrappers
-        and transport.connected
-        and not transport.disconnecting
-        and not getattr(transport, "_tempDataLen", 1)
-        and len(transport.dataBuffer) == transport.offset
-    )
-
-
-def write_now(transport, data):
-    """One ``send`` of ``data``: the byte count taken, or None when the connection is lost."""
+def write_if_idle(protocol, data):
+    """One ``send`` of ``data`` when nothing waits before it (Autobahn's queue and the
+    transport's buffer are empty, so the order holds): the byte count the kernel took; 0 when
+    something waits or the transport is not a plain socket (TLS wrappers); None when the
+    connection is lost. The fan-out path runs this once per member socket and loop pass."""
+    transport = protocol.transport
+    if (
+        protocol.send_queue
+        or not isinstance(transport, tcp.Connection)  # TCP and Unix sockets; not TLS wrappers
+        or not transport.connected
+        or transport.disconnecting
+        or transport._tempDataLen
+        or len(transport.dataBuffer) != transport.offset
+    ):
+        return 0
     written = transport.writeSomeData(data)
     return written if isinstance(written, int) else None
 
@@ -135,32 +137,45 @@ def autobahn_queue_bytes(protocol):
     return sum(len(data) for data, _ in queue) if queue else 0
 
 
-def autobahn_queue_busy(protocol):
-    return bool(protocol.send_queue)
-
-
 def clear_autobahn_queue(protocol):
     """Forget Autobahn's queued sends (a socket closed as a slow reader)."""
     protocol.send_queue.clear()
 
 
+class Frame:
+    """A frame encoded once, to be written to many sockets: Autobahn's prepared message, and
+    its bytes on the wire (``data``) read once here instead of once per socket."""
+
+    __slots__ = ("message", "data")
+
+    def __init__(self, message):
+        self.message = message
+        self.data = message.payloadHybi
+
+
 def prepare(factory, payload, binary=False):
-    """A frame encoded once, to be written to many sockets."""
-    return factory.prepareMessage(payload, isBinary=binary)
+    """A ``Frame`` encoded once, to be written to many sockets."""
+    return Frame(factory.prepareMessage(payload, isBinary=binary))
 
 
-def compressed_per_socket(protocol, prepared):
-    """Whether this socket must compress the prepared message itself (its bytes won't do)."""
-    return protocol._perMessageCompress is not None and not prepared.doNotCompress
+def compresses(protocol):
+    """Whether this socket negotiated permessage-deflate: prepared bytes won't do, it compresses
+    each frame itself. Fixed once the socket is open."""
+    return protocol._perMessageCompress is not None
 
 
-def wire_bytes(prepared):
+def compressed_per_socket(protocol, frame):
+    """Whether this socket must compress the prepared frame itself (its bytes won't do)."""
+    return compresses(protocol) and not frame.message.doNotCompress
+
+
+def wire_bytes(frame):
     """The prepared frame's bytes on the wire, uncompressed."""
-    return prepared.payloadHybi
+    return frame.data
 
 
-def send_compressed(protocol, prepared):
-    protocol.sendPreparedMessage(prepared)
+def send_compressed(protocol, frame):
+    protocol.sendPreparedMessage(frame.message)
 
 
 def config_attributes(protocol_class):

@@ -24,7 +24,7 @@ MIDDLEWARE = [
     # Static files (the web client's and the admin's), compressed and cached, before anything
     # that would look at the session or the database (chatserver/web/static.py).
     "chatserver.web.static.StaticFilesMiddleware",
-    "chatserver.chat.login_throttle.login_throttle_middleware",
+    "chatserver.chat.limits.login_throttle.login_throttle_middleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

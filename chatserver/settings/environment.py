@@ -72,7 +72,7 @@ def channel_layers(redis_url):
 
     By default channels-redis' pub/sub layer: a group message is one PUBLISH that Redis pushes
     to each subscribed process, where the core layer pops every message with several round
-    trips (which capped a process near 300 room messages/s in the bench). Its delivery is
+    trips (which capped a process far below the pub/sub layer's rate). Its delivery is
     at-most-once; the per-room sequence numbers and ``session.resume`` make that safe.
     CHATSERVER_CHANNEL_LAYER=core selects the core layer (buffered per channel for ``expiry``).
     """

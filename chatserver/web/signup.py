@@ -15,9 +15,9 @@ from django.http import Http404, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from ..chat.login_throttle import client_address
+from ..chat.auth.tokens import issue_token_pair
+from ..chat.limits.login_throttle import client_address
 from ..chat.request_bodies import form_or_json
-from ..chat.tokens import issue_token_pair
 from . import signup_throttle
 
 TAKEN = "That username is taken."

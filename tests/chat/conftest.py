@@ -10,8 +10,9 @@ from channels.testing import WebsocketCommunicator
 
 from chatserver.asgi import application
 from chatserver.chat import loopstore
-from chatserver.chat.ratelimit import limiter
-from chatserver.chat.tokens import issue_access_token
+from chatserver.chat.auth.tokens import issue_access_token
+from chatserver.chat.limits.ratelimit import limiter
+from chatserver.chat.protocol import check_server_frame
 
 ORIGIN = [(b"origin", b"http://localhost")]
 
@@ -123,6 +124,21 @@ async def connect():
 
 
 @pytest.fixture(autouse=True)
+def frames_match_schemas(monkeypatch):
+    """Every text frame a chat test receives must match its event's schema in the catalogue
+    (protocol/catalogue.py): a frame that does not fails the test where it is received."""
+    receive_output = WebsocketCommunicator.receive_output
+
+    async def checked(self, timeout=1):
+        output = await receive_output(self, timeout)
+        if output.get("type") == "websocket.send" and output.get("text") is not None:
+            check_server_frame(output["text"])
+        return output
+
+    monkeypatch.setattr(WebsocketCommunicator, "receive_output", checked)
+
+
+@pytest.fixture(autouse=True)
 async def fresh_layer():
     """An empty in-memory layer and no leftover rate-limit buckets for every test; messages
     stored on the test's event loop as the daemon stores them (on PostgreSQL)."""
@@ -176,9 +192,9 @@ def chat_options(settings):
 def team_room(users):
     """``(room id, message id)``: alice owns the group "team", bob is an admin, carol a member,
     and alice said hello (seq 3); set up through the services the handlers call."""
-    from chatserver.chat.permissions import load_access
     from chatserver.chat.services import messages as message_service
     from chatserver.chat.services import rooms as room_service
+    from chatserver.chat.services.permissions import load_access
 
     change = room_service.create_room(
         users.alice, {"type": "group", "name": "team", "members": [users.bob.pk, users.carol.pk]}

@@ -7,8 +7,8 @@ import threading
 
 from django.db import connection, transaction
 
-from chatserver.chat import eventlog
 from chatserver.chat.models import Message, Room
+from chatserver.chat.services import eventlog
 
 
 async def wait_for(predicate, timeout=5):

@@ -8,8 +8,8 @@ from guardian.shortcuts import get_user_perms
 
 from chatserver.chat.consumers import access_loader
 from chatserver.chat.models import Membership, Room
-from chatserver.chat.permissions import VIEW, Access, load_access, load_accesses
 from chatserver.chat.services import rooms as room_service
+from chatserver.chat.services.permissions import VIEW, Access, load_access, load_accesses
 
 from .races import HeldBatches
 

@@ -12,8 +12,12 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.utils import timezone
 
 from chatserver.asgi import application
+from chatserver.chat.auth.tokens import (
+    issue_access_token,
+    issue_token_pair,
+    user_id_from_token,
+)
 from chatserver.chat.protocol import CLOSE_UNAUTHENTICATED
-from chatserver.chat.tokens import issue_access_token, issue_token_pair, user_id_from_token
 
 from .conftest import ORIGIN
 
@@ -132,3 +136,37 @@ async def test_foreign_origin_is_refused_at_the_handshake(alice):
         communicator = WebsocketCommunicator(application, path, headers=headers)
         connected, _ = await communicator.connect()
         assert not connected
+
+
+def test_a_batch_of_handshakes_is_checked_in_two_queries(django_user_model, alice):
+    """Concurrent handshakes share one check (auth/websocket.token_users): each still gets its
+    own answer, refused for a deactivated user, a revoked family, a changed password, a bad
+    family id or an unknown user."""
+    from django.contrib.auth.models import AnonymousUser
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from chatserver.chat.auth.tokens import decode
+    from chatserver.chat.auth.websocket import token_users
+    from chatserver.chat.models import TokenFamily
+
+    bob = django_user_model.objects.create_user(username="bob", password="x")
+    carol = django_user_model.objects.create_user(username="carol", password="x")
+    dave = django_user_model.objects.create_user(username="dave", password="x")
+    good = decode(issue_token_pair(alice)["access"])
+    revoked = decode(issue_token_pair(bob)["access"])
+    TokenFamily.objects.filter(pk=revoked["fid"]).update(revoked_at=timezone.now())
+    stale = decode(issue_access_token(carol))
+    carol.set_password("changed")
+    carol.save()
+    inactive = decode(issue_access_token(dave))
+    dave.is_active = False
+    dave.save()
+    bad_family = dict(good, fid="not-a-uuid")
+    unknown = dict(good, user_id=999_999)
+    batch = [good, revoked, stale, inactive, bad_family, unknown, good]
+    with CaptureQueriesContext(connection) as queries:
+        answers = token_users(batch)
+    assert len(queries) == 2
+    assert [a.pk for a in answers] == [alice.pk, None, None, None, None, None, alice.pk]
+    assert all(isinstance(a, AnonymousUser) for a in answers[1:6])

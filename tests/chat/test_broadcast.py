@@ -2,7 +2,7 @@
 
 import pytest
 
-from chatserver.chat.broadcast import chat_counts, room_count, system_message
+from chatserver.chat.operations.operator_actions import chat_counts, room_count, system_message
 from chatserver.chat.protocol import ProtocolError
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -4,9 +4,9 @@ import pytest
 from channels.testing import WebsocketCommunicator
 
 from chatserver.asgi import application
+from chatserver.chat.auth.tokens import issue_access_token
 from chatserver.chat.models import Session
 from chatserver.chat.protocol import CLOSE_TOO_MANY_CONNECTIONS, CLOSE_TOO_MANY_SOCKETS
-from chatserver.chat.tokens import issue_access_token
 
 from .conftest import ORIGIN
 

@@ -16,10 +16,10 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 from chatserver.chat import loopstore
 from chatserver.chat.models import Message, Session
-from chatserver.chat.permissions import STAFF_PERMS, Access
 from chatserver.chat.services import connect as connect_service
 from chatserver.chat.services import messages as message_service
 from chatserver.chat.services import rooms as room_service
+from chatserver.chat.services.permissions import STAFF_PERMS, Access
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -7,10 +7,10 @@ import pytest
 from channels.testing import WebsocketCommunicator
 
 from chatserver.asgi import application
+from chatserver.chat.auth.tokens import issue_access_token
 from chatserver.chat.consumers import ChatConsumer
-from chatserver.chat.localgroups import DIRECT_SENDER
+from chatserver.chat.delivery.localgroups import DIRECT_SENDER
 from chatserver.chat.protocol import ProtocolError
-from chatserver.chat.tokens import issue_access_token
 
 from .conftest import ORIGIN
 from .races import wait_for

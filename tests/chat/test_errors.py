@@ -7,8 +7,8 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from chatserver.asgi import application
+from chatserver.chat.auth.tokens import issue_access_token
 from chatserver.chat.handlers import rooms as room_handlers
-from chatserver.chat.tokens import issue_access_token
 
 from .conftest import ORIGIN
 

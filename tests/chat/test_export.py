@@ -18,11 +18,11 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from chatserver.chat.models import Message, Room
-from chatserver.chat.permissions import load_access
 from chatserver.chat.services import messages as message_service
 from chatserver.chat.services import moderation
 from chatserver.chat.services import rooms as room_service
 from chatserver.chat.services import users as user_service
+from chatserver.chat.services.permissions import load_access
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

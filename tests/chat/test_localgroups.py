@@ -7,8 +7,8 @@ from channels.layers import InMemoryChannelLayer
 from channels_redis.core import RedisChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
-from chatserver.chat.fanout import ROOM_EVENT
-from chatserver.chat.localgroups import LAYER_BATCH, LocalGroups, unbatched
+from chatserver.chat.delivery.fanout import ROOM_EVENT
+from chatserver.chat.delivery.localgroups import LAYER_BATCH, LocalGroups, unbatched
 
 from .races import wait_for
 
@@ -57,8 +57,47 @@ class Factory:
     prepared = 0
 
 
+class CountingLayer(InMemoryChannelLayer):
+    """The in-memory layer, counting group adds and discards."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    async def group_add(self, group, channel):
+        self.calls.append("group_add")
+        await super().group_add(group, channel)
+
+    async def group_discard(self, group, channel):
+        self.calls.append("group_discard")
+        await super().group_discard(group, channel)
+
+
 def room_message(text, room_id=1):
     return {"type": ROOM_EVENT, "group": f"room.{room_id}", "room_id": room_id, "text": text}
+
+
+async def test_a_group_left_and_joined_again_within_the_linger_costs_no_layer_call():
+    """Sockets that drop and come back (a reconnect storm) keep the process's subscription:
+    no group_discard and no group_add; a group nobody rejoins is left after the linger."""
+    layer = CountingLayer()
+    groups = LocalGroups(layer, linger=0.3)
+    first, again = Member("a"), Member("a again")
+    await groups.add("room.1", first)
+    await groups.add("room.2", first)
+    assert layer.calls == ["group_add", "group_add"]
+    await groups.discard("room.1", first)
+    await groups.discard("room.2", first)
+    await groups.add("room.1", again)  # back before the linger ends
+    assert layer.calls == ["group_add", "group_add"]
+    await layer.group_send("room.1", room_message("hello"))
+    await wait_for(lambda: again.sent)
+    assert again.sent == ["hello"] and not first.sent
+    await wait_for(lambda: not layer.groups.get("room.2"))
+    assert layer.calls == ["group_add", "group_add", "group_discard"]
+    assert list(layer.groups["room.1"]) == [groups.channel]
+    await groups.close()
+    assert not layer.groups.get("room.1")
 
 
 async def test_one_layer_subscription_per_group_and_process():
@@ -155,7 +194,7 @@ async def test_each_process_gets_a_redis_group_message_once(redis_url, layer_cla
 
 
 def test_group_operations_leave_half_the_redis_pool_free():
-    from chatserver.chat.localgroups import concurrent_ops_for
+    from chatserver.chat.delivery.localgroups import concurrent_ops_for
 
     def redis_layer(size):
         return RedisChannelLayer(

@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth.hashers import check_password
 from django.core.cache import cache
 
-from chatserver.chat import login_throttle
+from chatserver.chat.limits import login_throttle
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -15,10 +15,10 @@ import pytest
 from channels.db import database_sync_to_async
 from django.db import connection
 
-from chatserver.chat import eventlog, loopstore
+from chatserver.chat import loopstore
 from chatserver.chat.models import Message, Room, RoomEvent
 from chatserver.chat.protocol import ERROR_UNAVAILABLE, ProtocolError
-from chatserver.chat.services import one_statement
+from chatserver.chat.services import eventlog, one_statement
 from chatserver.chat.services import rooms as room_service
 
 from .races import room_row_held, store_a_resend_and_hold, wait_for

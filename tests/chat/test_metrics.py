@@ -6,7 +6,7 @@ from channels.testing import WebsocketCommunicator
 from prometheus_client import REGISTRY
 
 from chatserver.asgi import application
-from chatserver.chat import metrics
+from chatserver.chat.operations import metrics
 
 from .conftest import ORIGIN
 

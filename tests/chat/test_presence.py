@@ -192,3 +192,117 @@ async def test_presence_travels_between_daemons_through_redis_pubsub(
     assert get_channel_layer() is not other_daemon
     await alice.close()
     await changes_until(bob, status(users.alice, "offline"))
+
+
+async def test_a_daemon_says_its_word_again_after_a_stale_offline(
+    connect, users, room, fast_presence, pubsub_layer
+):
+    """Another daemon says alice went offline (its socket of hers closed as this one opened
+    here): the recount it sends to every hub through Redis makes this daemon, where alice is,
+    say online again, for the subscribers on every daemon."""
+    from channels_redis.pubsub import RedisPubSubChannelLayer
+
+    from chatserver.chat.delivery.localgroups import unbatched
+
+    other_daemon = RedisPubSubChannelLayer(**pubsub_layer["CONFIG"])
+    group = f"presence.{users.alice.pk}"
+    hubs = "presence.hubs"
+    listening = await other_daemon.new_channel()
+    await other_daemon.group_add(group, listening)  # as a daemon with a subscriber would
+
+    async def next_word_from_here():
+        while True:
+            message = await asyncio.wait_for(other_daemon.receive(listening), 10)
+            for each in unbatched(message):
+                if each["daemon"] != "d2":  # not the other daemon's own, which comes back
+                    return each["type"], each["user_id"], each["status"]
+
+    try:
+        await connect(users.alice)  # here
+        assert await next_word_from_here() == ("presence.changed", users.alice.pk, "online")
+        stale = {"group": group, "user_id": users.alice.pk, "status": "offline", "daemon": "d2"}
+        await other_daemon.group_send(group, {"type": "presence.changed", **stale})
+        await other_daemon.group_send(hubs, {**stale, "type": "presence.recount", "group": hubs})
+        assert await next_word_from_here() == ("presence.changed", users.alice.pk, "online")
+    finally:
+        await other_daemon.flush()
+
+
+# -- what the heartbeat sweeper tells presence about ----------------------------------------
+
+
+def test_swept_users_are_offline_with_their_last_heartbeat_unless_a_session_is_left(users):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from chatserver.chat.models import Session
+    from chatserver.chat.protocol import CLOSE_HEARTBEAT_EXPIRED
+    from chatserver.chat.services.presence import swept
+
+    now = timezone.now()
+    heartbeat = now - timedelta(seconds=90)
+
+    def session(user, name, last_heartbeat, closed_at=None, code=CLOSE_HEARTBEAT_EXPIRED):
+        Session.objects.create(
+            user=user,
+            channel_name=name,
+            last_heartbeat=last_heartbeat,
+            closed_at=closed_at,
+            close_code=code if closed_at else None,
+        )
+
+    session(users.alice, "dead-1", heartbeat, closed_at=now)  # alice: on the dead daemon only
+    session(users.alice, "dead-2", heartbeat - timedelta(seconds=5), closed_at=now)
+    session(users.bob, "dead-3", heartbeat, closed_at=now)  # bob: also on a live daemon
+    session(users.bob, "live", now - timedelta(seconds=2))
+    session(users.carol, "dead-4", heartbeat, closed_at=now)  # carol: seen later already
+    later = now - timedelta(seconds=10)
+    PresenceSetting.objects.create(user=users.carol, last_seen=later)
+    session(users.dave, "closed-earlier", heartbeat, closed_at=now - timedelta(seconds=1))
+
+    assert swept(now, away_after=300) == {
+        users.alice.pk: ("offline", heartbeat.isoformat()),
+        users.bob.pk: ("online", None),
+        users.carol.pk: ("offline", later.isoformat()),
+    }
+    assert PresenceSetting.objects.get(user=users.alice).last_seen == heartbeat
+    assert not PresenceSetting.objects.filter(user=users.bob).exists()
+    assert swept(now + timedelta(seconds=1), away_after=300) == {}
+
+
+async def test_a_new_socket_asks_whether_its_presence_is_hidden(connect, users, room):
+    carol = await connect(users.carol)
+    assert await carol.ok("presence.hide", {}) == {"hidden": False}  # never set
+    assert await carol.ok("presence.hide", {"hidden": True}) == {"hidden": True}
+    await carol.close()
+    carol = await connect(users.carol)  # after a login: only the stored setting knows
+    assert await carol.ok("presence.hide", {}) == {"hidden": True}
+    assert (await PresenceSetting.objects.aget(user=users.carol)).hidden
+    assert await carol.error("presence.hide", {"hidden": "yes"}) == 4003
+    assert await carol.ok("presence.hide", {"hidden": False}) == {"hidden": False}
+    assert await carol.ok("presence.hide", {}) == {"hidden": False}
+
+
+def test_last_sockets_closing_together_are_recorded_in_one_batch(users):
+    """offline_since_many: users with a session left elsewhere stay online (None); the others
+    get last_seen recorded together; a deleted user is skipped, not an error for the batch."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from chatserver.chat.models import Session
+    from chatserver.chat.services.presence import offline_since_many
+
+    Session.objects.create(
+        user=users.bob, channel_name="bob-elsewhere", last_heartbeat=timezone.now()
+    )
+    now = timezone.now()
+    with CaptureQueriesContext(connection) as queries:
+        answers = offline_since_many([users.alice.pk, users.bob.pk, users.carol.pk], now)
+    assert answers == [now, None, now]
+    assert len(queries) <= 4  # open sessions, the upsert (in its transaction)
+    seen = dict(PresenceSetting.objects.values_list("user_id", "last_seen"))
+    assert seen == {users.alice.pk: now, users.carol.pk: now}
+    later = timezone.now()
+    assert offline_since_many([users.alice.pk, 999_999], later) == [later, None]

@@ -4,10 +4,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from chatserver.chat import eventlog
-from chatserver.chat.permissions import Access
+from chatserver.chat.services import eventlog
 from chatserver.chat.services import messages as message_service
 from chatserver.chat.services import rooms as room_service
+from chatserver.chat.services.permissions import Access
 
 pytestmark = pytest.mark.django_db
 
@@ -64,6 +64,31 @@ def test_resume_costs_the_same_for_1_and_5_rooms(users):
     one = count_queries(lambda: eventlog.replay(users.bob, {rooms[0]: 0}, 100))
     five = count_queries(lambda: eventlog.replay(users.bob, dict.fromkeys(rooms, 0), 100))
     assert one == five == 4
+
+
+def test_resumes_of_many_clients_cost_the_same_as_one(users):
+    """A reconnect storm's resumes are read in one batch (eventlog.replay_many): the queries
+    do not grow with the clients, and each client gets its own rooms and cursors."""
+    rooms = [make_room(users.alice, [users.bob, users.carol], f"r{i}") for i in range(3)]
+    for room_id in rooms:
+        fill(room_id, [users.alice], 6)
+    requests = [
+        (users.bob, {rooms[0]: 0, rooms[1]: 4}, 3, None),
+        (users.carol, {rooms[1]: 2, rooms[2]: 5}, 3, None),
+        (users.bob, {rooms[2]: 6, 999_999: 0}, 3, None),
+    ]
+    n = count_queries(lambda: eventlog.replay_many(requests))
+    assert n == 4
+    answers = eventlog.replay_many(requests)
+    assert answers == [eventlog.replay(*request) for request in requests]
+    for (_, cursors, limit, _), (rooms_out, _) in zip(requests, answers, strict=True):
+        for room_id, state in rooms_out.items():
+            seqs = [event["data"]["seq"] for event in state["events"]]
+            after = cursors[room_id]
+            assert seqs == list(range(after + 1, after + 1 + len(seqs)))  # in order, no gap
+            assert len(seqs) == max(0, min(limit, state["last_seq"] - after))
+            assert state["limited"] == (state["next_after"] < state["last_seq"])
+    assert answers[2][1] == [999_999]  # a room the user is not in
 
 
 def test_send_is_one_short_transaction(users):

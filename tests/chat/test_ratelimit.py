@@ -7,7 +7,7 @@ import logging
 import pytest
 import redis
 
-from chatserver.chat.ratelimit import KEY_PREFIX, LocalBuckets, RateLimiter, limiter
+from chatserver.chat.limits.ratelimit import KEY_PREFIX, LocalBuckets, RateLimiter, limiter
 from tests.support.processes import free_port
 from tests.support.redis import RedisServer
 
@@ -83,7 +83,7 @@ async def test_redis_buckets_expire_once_full_again(redis_url):
 async def test_redis_down_answers_from_the_process_and_logs_once(caplog):
     dead = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
     rlimiter = RateLimiter(limits=lambda: {"send": {"rate": 0.001, "burst": 2}}, redis_url=dead)
-    with caplog.at_level(logging.WARNING, logger="chatserver.chat.ratelimit"):
+    with caplog.at_level(logging.WARNING, logger="chatserver.chat.limits.ratelimit"):
         answers = [await asyncio.wait_for(rlimiter.allow(1, "send"), 10) for _ in range(3)]
     assert answers == [True, True, False]  # the limit still holds, in this process
     warnings = [r for r in caplog.records if "Redis failed" in r.getMessage()]
@@ -103,7 +103,7 @@ async def test_redis_back_again_takes_over(tmp_path, caplog):
         server.start()
         assert not await rlimiter.allow(1, "send")  # Redis not retried yet: still the process's
         now[0] = 60.0
-        with caplog.at_level(logging.WARNING, logger="chatserver.chat.ratelimit"):
+        with caplog.at_level(logging.WARNING, logger="chatserver.chat.limits.ratelimit"):
             assert await rlimiter.allow(1, "send")  # Redis' bucket, full
             assert not await rlimiter.allow(1, "send")
         assert "through Redis again" in caplog.text

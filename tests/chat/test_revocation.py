@@ -8,9 +8,9 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from chatserver.asgi import application
+from chatserver.chat.auth.tokens import issue_access_token
 from chatserver.chat.models import TokenFamily
 from chatserver.chat.protocol import CLOSE_UNAUTHENTICATED
-from chatserver.chat.tokens import issue_access_token
 
 from .conftest import ORIGIN
 

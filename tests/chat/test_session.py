@@ -1,7 +1,10 @@
 """Heartbeat, resume, notifications, and multi-device fan-out over the real Redis layer."""
 
+import asyncio
+
 import pytest
 from channels.db import database_sync_to_async
+from django.utils import timezone
 
 from chatserver.chat import sessions
 from chatserver.chat.models import Session
@@ -22,6 +25,55 @@ async def test_heartbeat_reopens_a_session_the_sweeper_closed(connect, users):
     await sessions.close_session(channel, 4408)
     await a.ok("session.heartbeat")
     assert await Session.objects.filter(channel_name=channel, closed_at__isnull=True).aexists()
+
+
+async def test_concurrent_heartbeats_are_recorded_together(connect, users):
+    """Heartbeats arriving while one UPDATE runs share the next: each socket still learns
+    whether its own session was open."""
+    sockets = [await connect(users.alice) for _ in range(6)]
+    channels = [s.channel_name async for s in Session.objects.order_by("pk")]
+    await sessions.close_session(channels[0], 4408)  # the sweeper took this one
+    before = await Session.objects.filter(closed_at__isnull=True).acount()
+    results = await asyncio.gather(*(sessions.touch_session(c) for c in [*channels, "unknown"]))
+    assert results == [False, *[True] * 5, False]
+    replies = await asyncio.gather(*(s.ok("session.heartbeat") for s in sockets))
+    assert all("server_time" in reply for reply in replies)
+    # The closed one was reopened by its own heartbeat; nothing else changed.
+    assert await Session.objects.filter(closed_at__isnull=True).acount() == before + 1
+
+
+def test_closes_in_flight_share_one_update_per_code(users):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    names = [f"chan-{n}" for n in range(6)]
+    Session.objects.bulk_create(
+        Session(user=users.alice, channel_name=name, last_heartbeat=timezone.now())
+        for name in names
+    )
+    closes = [(name, 1000 if n % 2 else 1001) for n, name in enumerate(names)]
+    with CaptureQueriesContext(connection) as queries:
+        sessions.close_sessions_sync(closes)
+    assert len(queries) == 2
+    codes = dict(Session.objects.values_list("channel_name", "close_code"))
+    assert codes == dict(closes)
+    assert not Session.objects.filter(closed_at__isnull=True).exists()
+
+
+def test_one_update_records_a_batch_of_open_sessions(users):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    names = [f"chan-{n}" for n in range(50)]
+    Session.objects.bulk_create(
+        Session(user=users.alice, channel_name=name, last_heartbeat=timezone.now())
+        for name in names
+    )
+    with CaptureQueriesContext(connection) as queries:
+        assert sessions.touch_sessions_sync(names) == [True] * 50
+    assert len(queries) == 1
+    Session.objects.filter(channel_name="chan-3").update(closed_at=timezone.now())
+    assert sessions.touch_sessions_sync(["chan-3", "chan-4", "nope"]) == [False, True, False]
 
 
 async def test_resume_replays_in_order_bounded_and_lists_missing(connect, users, chat_options):

@@ -520,21 +520,30 @@ def test_the_site_under_test_is_the_shipped_one(tmp_path):
 
 def test_nginx_caps_login_attempts_per_address(cluster):
     """The shipped site's limit_req zone answers 429 itself once an address exceeds its burst
-    of token requests; what passes reaches a daemon (401 for wrong credentials)."""
+    of token requests; what passes reaches a daemon (401 for wrong credentials).
+
+    The attempts go out together: one after the other, each costs a password hash, and on a
+    loaded machine the zone refills (30 a minute) as fast as they come."""
     import http.client
+    from concurrent.futures import ThreadPoolExecutor
 
     c = cluster(1)
-    answers = []
-    for n in range(25):
-        connection = http.client.HTTPConnection("127.0.0.1", c.nginx.port, timeout=10)
+
+    def attempt(n):
+        connection = http.client.HTTPConnection("127.0.0.1", c.nginx.port, timeout=60)
         body = json.dumps({"username": f"nobody{n}", "password": "wrong"})
         headers = {"Content-Type": "application/json", "Host": "localhost"}
         connection.request("POST", "/api/token/", body=body, headers=headers)
         response = connection.getresponse()
-        answers.append((response.status, response.getheader("Content-Type", "")))
         response.read()
         connection.close()
-    by_nginx = [i for i, (status, kind) in enumerate(answers) if status == 429 and "html" in kind]
-    assert by_nginx and by_nginx[0] >= 10, answers  # the burst passes, then nginx refuses
-    assert all(status == 401 for status, _ in answers[:10]), answers
+        return response.status, response.getheader("Content-Type", "")
+
+    with ThreadPoolExecutor(25) as pool:
+        answers = list(pool.map(attempt, range(25)))
+    by_nginx = [kind for status, kind in answers if status == 429 and "html" in kind]
+    passed = [kind for status, kind in answers if status == 401]
+    assert len(by_nginx) + len(passed) == 25, answers  # nothing else answered
+    # The burst (10) and the first request pass, a refill or two at most; nginx refuses the rest.
+    assert 11 <= len(passed) <= 13, answers
     assert not c.tracebacks()

@@ -1,11 +1,12 @@
 """The embedded Daphne server: direct senders for WebSockets, closes with any valid code."""
 
 import asyncio
+from types import SimpleNamespace
 
 from autobahn.websocket.protocol import PreparedMessage
 from twisted.internet import reactor
 
-from chatserver.chat.localgroups import DIRECT_SENDER
+from chatserver.chat.delivery.localgroups import DIRECT_SENDER
 from chatserver.daemon.daphne_service import DaphneService
 from chatserver.daemon.direct_send import DirectSender
 
@@ -37,10 +38,11 @@ async def test_websocket_scopes_carry_a_direct_sender_http_scopes_do_not():
 def test_prepared_frames_are_encoded_once_as_utf8_text():
     server = service(None).server
     sender = DirectSender(server.ws_factory.buildProtocol(None), server.direct_writes)
-    prepared = sender.prepare('{"eventType":"message.dispatch","data":"héllo"}')
+    frame = sender.prepare('{"eventType":"message.dispatch","data":"héllo"}')
+    prepared = frame.message
     assert isinstance(prepared, PreparedMessage) and not prepared.binary
     assert prepared.payload == '{"eventType":"message.dispatch","data":"héllo"}'.encode()
-    assert prepared.payloadHybi.endswith(prepared.payload)
+    assert frame.data == prepared.payloadHybi and frame.data.endswith(prepared.payload)
 
 
 def test_close_codes_outside_autobahns_send_close_range_use_a_close_frame():
@@ -67,3 +69,30 @@ def test_protocol_class_carries_the_websocket_options():
     assert protocol_class.maxMessagePayloadSize == 12345
     assert protocol_class.failByDrop is False
     assert "maxMessagePayloadSize" not in vars(server.ws_factory.buildProtocol(None))
+
+
+def test_an_accept_after_the_opening_handshake_timed_out_is_dropped():
+    """Under a reconnect storm the application may accept after Autobahn dropped the connection
+    (its opening-handshake timeout): the late accept must not reopen it, or losing the
+    connection resolves ``is_closed`` a second time (AlreadyCalledError in the log)."""
+    from twisted.internet import defer
+    from twisted.internet.error import ConnectionDone
+    from twisted.internet.testing import StringTransport
+    from twisted.python.failure import Failure
+
+    server = service(None).server
+    protocol = server.ws_factory.buildProtocol(None)
+    transport = StringTransport()
+    transport.registerProducer(protocol, True)  # as on a real connection
+    protocol.makeConnection(transport)
+    # As Daphne's onConnect leaves it: the application is deciding whether to accept.
+    protocol.server, protocol.client_addr, protocol.muted = server, None, False
+    protocol.request = SimpleNamespace(path="/messaging/")
+    server.connections[protocol] = {}
+    protocol.handshake_deferred = defer.Deferred()
+    accepted = []
+    protocol.handshake_deferred.addCallback(accepted.append)
+    protocol.dropConnection(abort=True)  # what the handshake timeout does
+    protocol.handle_reply({"type": "websocket.accept"})
+    assert accepted == [] and protocol.state == protocol.STATE_CLOSED
+    protocol.connectionLost(Failure(ConnectionDone()))  # raised AlreadyCalledError before

@@ -3,10 +3,12 @@
 import asyncio
 import socket
 from collections import deque
+from types import SimpleNamespace
 
 from autobahn.websocket.protocol import TrafficStats
 from twisted.internet import reactor, tcp
 
+from chatserver.daemon import wire_internals as wire
 from chatserver.daemon.daphne_service import DaphneService
 from chatserver.daemon.direct_send import DirectFrames, DirectSender
 
@@ -32,11 +34,9 @@ def sender_for(server, protocol):
     return DirectSender(protocol, server.direct_writes)
 
 
-class PreparedFrame:
-    doNotCompress = False
-
-    def __init__(self, data):
-        self.payloadHybi = data
+def PreparedFrame(data):  # noqa: N802 - reads like the class it stands for
+    """A frame whose bytes on the wire are ``data``."""
+    return wire.Frame(SimpleNamespace(payloadHybi=data, doNotCompress=False))
 
 
 def count_writes(transport):

@@ -147,7 +147,7 @@ def test_allowed_origins_must_be_full_origins():
 async def handshake(origin):
     """Whether the Origin check lets a handshake through (to the auth layer, which accepts and
     closes an anonymous socket with 4001)."""
-    from chatserver.chat.origins import origin_checked
+    from chatserver.chat.auth.origins import origin_checked
     from chatserver.chat.routing import websocket_application
 
     communicator = WebsocketCommunicator(

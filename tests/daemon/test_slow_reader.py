@@ -83,7 +83,7 @@ async def test_direct_frames_past_the_bound_close_the_socket_with_1013():
     for payload in payloads:
         if protocol.state != protocol.STATE_OPEN:
             break
-        sender.send_prepared(sender.factory.prepareMessage(payload))
+        sender.send_prepared(wire.prepare(sender.factory, payload))
         sent += 1
         await asyncio.sleep(0)
     assert protocol.state == protocol.STATE_CLOSING
@@ -123,7 +123,7 @@ async def test_a_reader_that_keeps_up_is_never_closed():
     sender = sender_for(server, protocol)
     received = b""
     for n in range(300):  # 3 MB in all, more than the bound, read as it comes
-        sender.send_prepared(sender.factory.prepareMessage(b"%06d" % n + b"z" * 9_994))
+        sender.send_prepared(wire.prepare(sender.factory, b"%06d" % n + b"z" * 9_994))
         await asyncio.sleep(0)
         received += drain(protocol, peer)
     assert protocol.state == protocol.STATE_OPEN

@@ -55,7 +55,7 @@ def create_users_with_tokens(env, *usernames):
     script = (
         "import json, sys\n"
         "from django.contrib.auth import get_user_model\n"
-        "from chatserver.chat.tokens import issue_access_token\n"
+        "from chatserver.chat.auth.tokens import issue_access_token\n"
         "tokens = {}\n"
         f"for name in {list(usernames)!r}:\n"
         "    user, _ = get_user_model().objects.get_or_create(username=name)\n"

@@ -1,9 +1,10 @@
 """Presence dots, forwarding and room settings through the web client, against the real daemon.
 
-Presence: two people in a one-to-one room see each other online, hidden (presence.hide) and,
-once one window closes, offline. Forward: a message forwarded to another room arrives there
-marked "Forwarded". Settings: the owner renames and locks a group; a member sees the change,
-no settings, and cannot write in the locked group until made an admin; the owner deletes it."""
+Presence: two people in a one-to-one room see each other online, hidden (presence.hide; a new
+login shows the stored setting) and, once one window closes, offline. Forward: a message
+forwarded to another room arrives there marked "Forwarded". Settings: the owner renames and
+locks a group; a member sees the change, no settings, and cannot write in the locked group until
+made an admin; the owner deletes it."""
 
 import secrets
 
@@ -56,6 +57,13 @@ def test_presence_dots_follow_hiding_and_closing(browser, web_daemon):
     ada.get_by_text("My account").click()
     ada.get_by_label("Hide my presence").check()
     see(dot(bob, "#rooms button", ada_name)).to_have_text("offline")
+    # A new login of hers (another window) shows the box as stored: checked.
+    again_ctx = browser.new_context()
+    again = again_ctx.new_page()
+    log_in(again, web_daemon.url, ada_name)
+    again.get_by_text("My account").click()
+    see(again.get_by_label("Hide my presence")).to_be_checked()
+    again_ctx.close()
     ada.get_by_label("Hide my presence").uncheck()
     see(dot(bob, "#rooms button", ada_name)).to_have_text("online")
 

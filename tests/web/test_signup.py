@@ -11,7 +11,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 
-from chatserver.chat.tokens import decode
+from chatserver.chat.auth.tokens import decode
 
 pytestmark = pytest.mark.django_db
 

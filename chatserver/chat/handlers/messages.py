@@ -2,13 +2,24 @@
 
 from channels.db import database_sync_to_async
 
-from .. import eventlog, fanout, loopstore
+from .. import loopstore
 from ..batching import Batcher
-from ..permissions import SEND, VIEW
-from ..protocol import ERROR_NOT_FOUND, ProtocolError, encode_event
+from ..delivery import fanout
+from ..protocol import (
+    DELIVERED,
+    ERROR_NOT_FOUND,
+    MESSAGE_CREATED,
+    MESSAGE_MODIFIED,
+    REACTION,
+    READ_RECEIPT,
+    TYPING,
+    ProtocolError,
+    encode_event,
+)
 from ..reconnect import refused_while_lost
 from ..serializers import user_payload
 from ..services import messages as service
+from ..services.permissions import SEND, VIEW
 from ..services.rooms import not_found
 
 # Sends made while a batch is being stored wait for the next one (see batching.py); the daemon
@@ -19,8 +30,6 @@ modify_message = database_sync_to_async(service.modify_message)
 react_db = database_sync_to_async(service.react)
 mark_read = database_sync_to_async(service.mark_read)
 acknowledge = database_sync_to_async(service.acknowledge)
-
-TYPING = "messagetyping.dispatch"
 
 
 @refused_while_lost  # loading the sender's access to the room, while the database is away: 4503
@@ -37,9 +46,9 @@ async def _answer_send(conn, frame, room_id, stored):
     payload, duplicate = await stored
     if duplicate:
         # A resend: the original went out already, answer the sender alone.
-        await conn.reply(frame, eventlog.MESSAGE_CREATED, {**payload, "duplicate": True})
+        await conn.reply(frame, MESSAGE_CREATED, {**payload, "duplicate": True})
         return
-    text = encode_event(eventlog.MESSAGE_CREATED, payload)
+    text = encode_event(MESSAGE_CREATED, payload)
     await conn.respond(frame, text)
     # The next answer on this connection need not wait for Redis: the room's outbox sends to
     # the layer in order, and a member elsewhere who misses a frame sees the seq gap.
@@ -63,7 +72,7 @@ async def _message_access(conn, message_id):
 async def modify(conn, frame, data):
     access = await _message_access(conn, data["message_id"])
     payload = await modify_message(conn.user, access, data["message_id"], data)
-    text = encode_event(eventlog.MESSAGE_MODIFIED, payload)
+    text = encode_event(MESSAGE_MODIFIED, payload)
     await conn.respond(frame, text)
     await fanout.to_room(conn.channel_layer, access.room_id, text, origin=conn.channel_name)
 
@@ -71,7 +80,7 @@ async def modify(conn, frame, data):
 async def react(conn, frame, data):
     access = await _message_access(conn, data["message_id"])
     payload, changed = await react_db(conn.user, access, data["message_id"], data)
-    text = encode_event(service.REACTION, payload)
+    text = encode_event(REACTION, payload)
     await conn.respond(frame, text)
     if changed:
         await fanout.to_room(conn.channel_layer, access.room_id, text, origin=conn.channel_name)
@@ -79,18 +88,16 @@ async def react(conn, frame, data):
 
 async def read(conn, frame, data):
     reply, broadcasts = await mark_read(conn.user, data["rooms"])
-    await conn.reply(frame, service.READ_RECEIPT, reply)
+    await conn.reply(frame, READ_RECEIPT, reply)
     for room_id, payload in broadcasts.items():
-        text = encode_event(service.READ_RECEIPT, payload)
+        text = encode_event(READ_RECEIPT, payload)
         await fanout.to_room(conn.channel_layer, room_id, text, origin=conn.channel_name)
 
 
 async def acknowledged(conn, frame, data):
     """No reply: the authors of the delivered messages hear about it, nobody else."""
     for author_id, payload in (await acknowledge(conn.user, data["rooms"])).items():
-        await fanout.to_user(
-            conn.channel_layer, author_id, encode_event(service.DELIVERED, payload)
-        )
+        await fanout.to_user(conn.channel_layer, author_id, encode_event(DELIVERED, payload))
 
 
 async def typing(conn, frame, data):

@@ -6,10 +6,10 @@ drops its cached access (``invalidate``) so the muted member's next send is refu
 
 from channels.db import database_sync_to_async
 
-from .. import fanout
-from ..permissions import MANAGE_MEMBERS
-from ..protocol import encode_event
+from ..delivery import fanout
+from ..protocol import ROOM_MUTE, encode_event
 from ..services import moderation as service
+from ..services.permissions import MANAGE_MEMBERS
 
 mute_db = database_sync_to_async(service.mute)
 unmute_db = database_sync_to_async(service.unmute)
@@ -17,7 +17,7 @@ unmute_db = database_sync_to_async(service.unmute)
 
 async def _answer(conn, frame, room_id, outcome):
     payload, changed = outcome
-    text = encode_event(service.ROOM_MUTE, payload)
+    text = encode_event(ROOM_MUTE, payload)
     await conn.respond(frame, text)
     if changed:
         await fanout.to_room(

@@ -1,16 +1,20 @@
-"""Presence events: presence.subscribe, presence.unsubscribe, presence.hide (chat/presence.py)."""
+"""Presence events: presence.subscribe, presence.unsubscribe, presence.hide.
+
+The presence hub they talk to is delivery/presence.py.
+"""
 
 from channels.db import database_sync_to_async
 
-from .. import presence
 from ..conf import option
-from ..permissions import VIEW
+from ..protocol import PRESENCE, PRESENCE_SETTING
 from ..services import presence as service
+from ..services.permissions import VIEW
 
 room_members = database_sync_to_async(service.room_members)
 peers = database_sync_to_async(service.peers)
 snapshot = database_sync_to_async(service.snapshot)
 set_hidden = database_sync_to_async(service.set_hidden)
+hidden_setting = database_sync_to_async(service.hidden_setting)
 
 
 async def subscribe(conn, frame, data):
@@ -26,15 +30,20 @@ async def subscribe(conn, frame, data):
         return await snapshot(unknown, option("PRESENCE_AWAY_AFTER"))
 
     entries = await conn.presence.subscribe(conn, user_ids, load)
-    await conn.reply(frame, presence.DISPATCH, {"users": entries})
+    await conn.reply(frame, PRESENCE, {"users": entries})
 
 
 async def unsubscribe(conn, frame, data):
     conn.presence.unsubscribe(conn)
-    await conn.reply(frame, presence.DISPATCH, {"users": []})
+    await conn.reply(frame, PRESENCE, {"users": []})
 
 
 async def hide(conn, frame, data):
+    """Hide or show one's presence; without ``hidden``, only tell whether it is hidden (a new
+    socket learns the stored setting this way)."""
+    if "hidden" not in data:
+        await conn.reply(frame, PRESENCE_SETTING, await hidden_setting(conn.user))
+        return
     reply = await set_hidden(conn.user, data["hidden"])
     conn.presence.hidden_changed(conn.user.pk, data["hidden"])
-    await conn.reply(frame, service.PRESENCE_SETTING, reply)
+    await conn.reply(frame, PRESENCE_SETTING, reply)

@@ -7,12 +7,23 @@ members hear about it.
 
 from channels.db import database_sync_to_async
 
-from .. import fanout
-from ..permissions import MANAGE_MEMBERS, MODIFY, VIEW
-from ..protocol import encode_event
+from ..delivery import fanout
+from ..protocol import (
+    MEMBERS_ADDED,
+    MEMBERS_REMOVED,
+    ROOM_CREATED,
+    ROOM_DELETED,
+    ROOM_EXIT,
+    ROOM_INFO,
+    ROOM_LIST,
+    ROOM_MESSAGES,
+    ROOM_UPDATED,
+    encode_event,
+)
 from ..serializers import user_payload
 from ..services import messages as message_service
 from ..services import rooms as service
+from ..services.permissions import MANAGE_MEMBERS, MODIFY, VIEW
 
 create_room = database_sync_to_async(service.create_room)
 list_rooms_db = database_sync_to_async(service.list_rooms)
@@ -28,7 +39,7 @@ modify_room = database_sync_to_async(service.modify_room)
 async def create(conn, frame, data):
     change = await create_room(conn.user, data)
     room_id = change.data["room"]["id"]
-    text = encode_event(service.ROOM_CREATED, change.data)
+    text = encode_event(ROOM_CREATED, change.data)
     if change.created:
         await conn.enter_room(room_id)
     await conn.respond(frame, text)
@@ -38,23 +49,23 @@ async def create(conn, frame, data):
 
 
 async def list_rooms(conn, frame, data):
-    await conn.reply(frame, "roomlist.dispatch", await list_rooms_db(conn.user, data))
+    await conn.reply(frame, ROOM_LIST, await list_rooms_db(conn.user, data))
 
 
 async def info(conn, frame, data):
     await conn.require(data["room_id"], VIEW)
-    await conn.reply(frame, "roominfo.dispatch", await room_info(data["room_id"]))
+    await conn.reply(frame, ROOM_INFO, await room_info(data["room_id"]))
 
 
 async def history(conn, frame, data):
     await conn.require(data["room_id"], VIEW)
-    await conn.reply(frame, "roommessages.dispatch", await history_db(data["room_id"], data))
+    await conn.reply(frame, ROOM_MESSAGES, await history_db(data["room_id"], data))
 
 
 async def join(conn, frame, data):
     room_id = data["room_id"]
     change = await join_room(conn.user, room_id)
-    text = encode_event(service.MEMBERS_ADDED, change.data)
+    text = encode_event(MEMBERS_ADDED, change.data)
     await conn.enter_room(room_id)
     await conn.respond(frame, text)
     await fanout.to_room(conn.channel_layer, room_id, text, origin=conn.channel_name)
@@ -66,7 +77,7 @@ async def join(conn, frame, data):
 
 def _exit_text(change, room_id, actor):
     return encode_event(
-        service.ROOM_EXIT,
+        ROOM_EXIT,
         {"room_id": room_id, "seq": change.data.get("seq"), "removed_by": user_payload(actor)},
     )
 
@@ -77,7 +88,7 @@ async def leave(conn, frame, data):
     change = await leave_room(conn.user, access, room_id)
     layer = conn.channel_layer
     if change.deleted:  # the last member left
-        text = encode_event(service.ROOM_DELETED, change.data)
+        text = encode_event(ROOM_DELETED, change.data)
     else:
         text = _exit_text(change, room_id, conn.user)
     await conn.exit_room(room_id)
@@ -86,7 +97,7 @@ async def leave(conn, frame, data):
         layer, [conn.user.pk], room_id, fanout.LEFT, text, conn.channel_name
     )
     if not change.deleted:
-        removed = encode_event(service.MEMBERS_REMOVED, change.data)
+        removed = encode_event(MEMBERS_REMOVED, change.data)
         await fanout.membership_changed(layer, change.changed, room_id, fanout.CHANGED)
         await fanout.to_room(layer, room_id, removed, origin=conn.channel_name)
 
@@ -95,7 +106,7 @@ async def add_members(conn, frame, data):
     room_id = data["room_id"]
     await conn.require(room_id, MANAGE_MEMBERS)
     change = await add_members_db(conn.user, room_id, data["members"])
-    text = encode_event(service.MEMBERS_ADDED, change.data)
+    text = encode_event(MEMBERS_ADDED, change.data)
     await conn.respond(frame, text)
     await fanout.to_room(conn.channel_layer, room_id, text, origin=conn.channel_name)
     await fanout.membership_changed(conn.channel_layer, change.joined, room_id, fanout.JOINED, text)
@@ -109,7 +120,7 @@ async def remove_members(conn, frame, data):
     await fanout.membership_changed(
         conn.channel_layer, change.left, room_id, fanout.LEFT, exit_text
     )
-    text = encode_event(service.MEMBERS_REMOVED, change.data)
+    text = encode_event(MEMBERS_REMOVED, change.data)
     await conn.respond(frame, text)
     await fanout.to_room(conn.channel_layer, room_id, text, origin=conn.channel_name)
 
@@ -120,14 +131,14 @@ async def modify(conn, frame, data):
     change = await modify_room(conn.user, access, room_id, data)
     layer = conn.channel_layer
     if change.deleted:
-        text = encode_event(service.ROOM_DELETED, change.data)
+        text = encode_event(ROOM_DELETED, change.data)
         await conn.exit_room(room_id)
         await conn.respond(frame, text)
         await fanout.membership_changed(
             layer, change.left, room_id, fanout.LEFT, text, conn.channel_name
         )
         return
-    text = encode_event(service.ROOM_UPDATED, change.data)
+    text = encode_event(ROOM_UPDATED, change.data)
     if change.perms_changed:
         conn.forget(room_id)
     await conn.respond(frame, text)

@@ -3,10 +3,14 @@
 from channels.db import database_sync_to_async
 from django.utils import timezone
 
-from .. import eventlog, sessions
+from .. import sessions
+from ..batching import Batcher
 from ..conf import option
+from ..protocol import HEARTBEAT, RESUME
+from ..services import eventlog
 
-replay = database_sync_to_async(eventlog.replay)
+# The resumes of a reconnect storm are read together: a few queries per batch of clients.
+replays = Batcher(database_sync_to_async(eventlog.replay_many))
 
 
 async def heartbeat(conn, frame, data):
@@ -17,7 +21,7 @@ async def heartbeat(conn, frame, data):
         await sessions.reopen_session(conn.user, conn.channel_name)
     await conn.reply(
         frame,
-        "session.heartbeat",
+        HEARTBEAT,
         {
             "server_time": timezone.now().isoformat(),
             "inactivity_threshold": option("INACTIVITY_THRESHOLD"),
@@ -27,12 +31,12 @@ async def heartbeat(conn, frame, data):
 
 async def resume(conn, frame, data):
     """Replay every room event after the client's cursors, bounded per room and in bytes."""
-    rooms, missing = await replay(
-        conn.user, data["rooms"], option("RESUME_MAX_EVENTS"), option("MAX_ANSWER_BYTES")
+    rooms, missing = await replays.submit(
+        (conn.user, data["rooms"], option("RESUME_MAX_EVENTS"), option("MAX_ANSWER_BYTES"))
     )
     await conn.reply(
         frame,
-        "session.resume",
+        RESUME,
         {
             "rooms": {str(room_id): state for room_id, state in rooms.items()},
             "missing": missing,

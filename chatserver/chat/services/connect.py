@@ -4,8 +4,8 @@ Two ways to the same result. ``state`` goes through the ORM, in the database thr
 database. On PostgreSQL the daemon's event loop runs ``statements`` on its own connection
 instead, in one round trip (chat/loopstore.py), and ``state_from_rows`` builds the result from
 their rows. Under a reconnect storm the process is CPU-bound, and a connect with something
-unread spent most of it building and compiling the summary's ORM queries (about 7 ms, while
-PostgreSQL ran them in under 1 ms); these statements are built once per process. Column lists
+unread spent most of it building and compiling the summary's ORM queries (far longer than
+PostgreSQL took to run them); these statements are built once per process. Column lists
 come from the models, and tests/chat/test_connect_state.py holds both ways to the same answers.
 """
 
@@ -29,7 +29,7 @@ def usable():
 
     Asked once per process: on the event loop ``django.db.connection`` is per task (asgiref's
     Local follows the context there), so touching it at every connect gave each socket's task
-    a database wrapper of its own to keep, 2.3 KiB per idle socket in the bench.
+    a database wrapper of its own to keep, memory that every idle socket paid for.
     """
     return connection.vendor == "postgresql"
 

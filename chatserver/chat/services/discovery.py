@@ -11,7 +11,6 @@ from ..models import Membership, Room
 from ..serializers import room_payload
 from .rooms import _count, _decode_cursor, _encode_cursor
 
-ROOM_DISCOVER = "roomdiscover.dispatch"
 DEFAULT_LIMIT = 20
 
 

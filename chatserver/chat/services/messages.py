@@ -7,23 +7,19 @@ acks are idempotent cursors (``max(old, new)``), not events.
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .. import eventlog, permissions
 from ..conf import option
 from ..models import Membership, Message, Reaction, Room, RoomEvent
 from ..protocol import (
     ERROR_CONFLICT,
     ERROR_PERMISSION_DENIED,
+    REACTION,
     ProtocolError,
     encoded_size,
     invalid,
 )
 from ..serializers import deleted_message_payload, message_payload, user_payload
-from . import one_statement
+from . import eventlog, one_statement, permissions
 from .rooms import not_found
-
-REACTION = "reaction.dispatch"
-READ_RECEIPT = "readreceipt.dispatch"
-DELIVERED = "messagedelivered.dispatch"
 
 
 def message_room(message_id):

@@ -10,16 +10,14 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from .. import eventlog
 from ..models import Membership, Message, Mute
-from ..permissions import STAFF_PERMS, Access
-from ..protocol import ERROR_PERMISSION_DENIED, ProtocolError, invalid
+from ..protocol import ERROR_PERMISSION_DENIED, ROOM_MUTE, ProtocolError, invalid
 from ..serializers import user_payload
+from . import eventlog
 from . import messages as message_service
 from . import rooms as room_service
+from .permissions import STAFF_PERMS, Access
 from .rooms import not_found
-
-ROOM_MUTE = "roommute.dispatch"
 
 
 def staff_access(room):

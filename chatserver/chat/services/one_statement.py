@@ -15,8 +15,8 @@ from functools import cache, lru_cache
 from django.db import connection, transaction
 from django.utils import timezone
 
-from ..eventlog import MESSAGE_CREATED
 from ..models import Message, Room, RoomEvent
+from .eventlog import MESSAGE_CREATED
 
 
 def usable(room_count):

@@ -1,17 +1,16 @@
 """Presence as the database knows it: whose presence one may watch, what it is when a
-subscription starts, when a user was last seen, and who hides theirs."""
+subscription starts, when a user was last seen, who hides theirs, and whose sessions the heartbeat
+sweeper closed."""
 
 from datetime import timedelta
 
-from django.db import IntegrityError
-from django.db.models import Max
+from django.db import IntegrityError, transaction
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from ..conf import option
 from ..models import Membership, PresenceSetting, Session
-from ..protocol import invalid
-
-PRESENCE_SETTING = "presencesetting.dispatch"
+from ..protocol import CLOSE_HEARTBEAT_EXPIRED, invalid
 
 
 def _bounded(user_ids):
@@ -65,19 +64,88 @@ def snapshot(user_ids, away_after, now=None):
 def offline_since(user_id, now=None):
     """The user's last socket here closed: when no session of theirs is open anywhere, record
     and return ``last_seen``; None while one is (on another daemon)."""
-    if Session.objects.filter(user_id=user_id, closed_at__isnull=True).exists():
-        return None
+    return offline_since_many([user_id], now)[0]
+
+
+def offline_since_many(user_ids, now=None):
+    """``offline_since`` for the users whose last socket here closed meanwhile (a restart's
+    thousand closes): two queries for the batch, one per user only if one was deleted."""
+    still_open = set(
+        Session.objects.filter(user_id__in=set(user_ids), closed_at__isnull=True).values_list(
+            "user_id", flat=True
+        )
+    )
     now = now or timezone.now()
+    gone = sorted(set(user_ids) - still_open)
     try:
+        _record_offline(gone, now)
+    except IntegrityError:  # a user was deleted (which closed the socket): nobody to show
+        recorded = set()
+        for user_id in gone:
+            try:
+                _record_offline([user_id], now)
+            except IntegrityError:
+                continue
+            recorded.add(user_id)
+        return [now if user_id in recorded else None for user_id in user_ids]
+    return [None if user_id in still_open else now for user_id in user_ids]
+
+
+def _record_offline(user_ids, now):
+    with transaction.atomic():
         PresenceSetting.objects.bulk_create(
-            [PresenceSetting(user_id=user_id, last_seen=now)],
+            [PresenceSetting(user_id=user_id, last_seen=now) for user_id in user_ids],
             update_conflicts=True,
             unique_fields=["user"],
             update_fields=["last_seen"],
         )
-    except IntegrityError:  # the user was deleted (which closed the socket): nobody to show
-        return None
-    return now
+
+
+def swept(closed_at, away_after):
+    """The users whose sessions the heartbeat sweeper closed at ``closed_at`` (a daemon that
+    died never said they left), as ``{user_id: (status, last_seen iso or None)}``: ``offline``
+    when none of their sessions is open any more (their last heartbeat is recorded as
+    ``last_seen``, unless a later one is), else ``online`` or ``away`` from the heartbeats of
+    the sessions still open, as :func:`snapshot` says."""
+    last_heartbeats = dict(
+        Session.objects.filter(closed_at=closed_at, close_code=CLOSE_HEARTBEAT_EXPIRED)
+        .values("user_id")
+        .annotate(latest=Max("last_heartbeat"))
+        .values_list("user_id", "latest")
+    )
+    if not last_heartbeats:
+        return {}
+    still_open = set(
+        Session.objects.filter(user_id__in=list(last_heartbeats), closed_at__isnull=True)
+        .values_list("user_id", flat=True)
+        .distinct()
+    )
+    for user_id, seen in last_heartbeats.items():
+        if user_id not in still_open:
+            _record_last_seen(user_id, seen)
+    now = timezone.now()
+    known = snapshot(list(last_heartbeats), away_after, now)
+    return {user_id: (status, last_seen) for user_id, (status, last_seen, _) in known.items()}
+
+
+def _record_last_seen(user_id, seen):
+    """Set ``last_seen`` to ``seen`` unless a later one is recorded already."""
+    try:
+        with transaction.atomic():
+            PresenceSetting.objects.bulk_create(
+                [PresenceSetting(user_id=user_id, last_seen=seen)], ignore_conflicts=True
+            )
+            PresenceSetting.objects.filter(
+                Q(last_seen__lt=seen) | Q(last_seen__isnull=True), user_id=user_id
+            ).update(last_seen=seen)
+    except IntegrityError:  # the user was deleted meanwhile: nobody to show
+        pass
+
+
+def hidden_setting(user):
+    """Whether the user hides their presence; the reply data."""
+    setting = PresenceSetting.objects.filter(user=user).values_list("hidden", flat=True).first()
+    return {"hidden": bool(setting)}
 
 
 def set_hidden(user, hidden):

@@ -12,7 +12,6 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 
-from .. import eventlog, permissions
 from ..conf import option
 from ..models import Membership, Message, Room
 from ..protocol import (
@@ -20,19 +19,17 @@ from ..protocol import (
     ERROR_NOT_FOUND,
     ERROR_PERMISSION_DENIED,
     MAX_ID,
+    MEMBERS_ADDED,
+    MEMBERS_REMOVED,
+    ROOM_CREATED,
+    ROOM_UPDATED,
     ProtocolError,
     invalid,
     is_ascii_number,
 )
 from ..serializers import member_payload, room_payload, user_payload
+from . import eventlog, permissions
 from .users import addable_users
-
-ROOM_CREATED = "roomcreate.dispatch"
-MEMBERS_ADDED = "roomaddmembers.dispatch"
-MEMBERS_REMOVED = "roomremovemembers.dispatch"
-ROOM_UPDATED = "roomupdate.dispatch"
-ROOM_DELETED = "roomdelete.dispatch"
-ROOM_EXIT = "roomexit.dispatch"
 
 
 @dataclass

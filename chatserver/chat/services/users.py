@@ -12,8 +12,6 @@ from ..models import Block
 from ..protocol import ERROR_NOT_FOUND, ERROR_PERMISSION_DENIED, ProtocolError
 from ..serializers import user_payload
 
-USER_BLOCK = "userblock.dispatch"
-
 
 def addable_users(actor, user_ids):
     """The users ``actor`` may put in a room, by id order; one refusal for any id that is
@@ -51,7 +49,6 @@ def unblock(actor, user_id):
     return {"user_id": user_id, "blocked": False, "changed": bool(deleted)}
 
 
-USER_SEARCH = "usersearch.dispatch"
 SEARCH_MAX_RESULTS = 20
 
 

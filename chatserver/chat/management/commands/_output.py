@@ -2,7 +2,7 @@
 
 import contextlib
 
-from ... import export
+from ...operations import export
 
 
 def add_output_arguments(parser):

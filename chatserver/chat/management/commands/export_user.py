@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ... import export
+from ...operations import export
 from ._output import add_output_arguments, output_stream
 
 

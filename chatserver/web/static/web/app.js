@@ -113,6 +113,7 @@ async function resync() {
   if (state.openRoom && !timeline(state.openRoom).historyLoaded) await loadHistory(state.openRoom);
   flushOutbox();
   await subscribePresence();
+  await showPresenceSetting();
 }
 
 // -- presence -------------------------------------------------------------------------------
@@ -153,6 +154,17 @@ function presenceDot(userId) {
     el("span", { className: "dot", "aria-hidden": "true" }),
     el("span", { className: "visually-hidden", text: status }),
   );
+}
+
+// The "hide presence" box shows the stored setting: a new socket asks for it (presence.hide
+// without `hidden` changes nothing).
+async function showPresenceSetting() {
+  try {
+    const reply = await connection.request("presence.hide", {});
+    $("presence-hidden").checked = reply.data.hidden;
+  } catch (error) {
+    flash(`Could not read the presence setting: ${error.message}`);
+  }
 }
 
 async function setPresenceHidden() {

@@ -1,0 +1,1 @@
+"""Who is on the socket: tokens, WebSocket auth, revocation, origins."""

@@ -1,0 +1,1 @@
+"""Frames to sockets: local groups, the channel layer, presence."""

@@ -1,0 +1,1 @@
+"""What a user or an address may do: rate buckets, connects, logins."""
