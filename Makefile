@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 APT    := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 
-.PHONY: run test lint format system-packages venv bench clean conformance
+.PHONY: run test test-quick lint format system-packages venv bench clean conformance
 
 # Debian packages: python3-venv when this Python cannot make a venv; redis-server, postgresql and
 # nginx-light for the tests (each test run starts its own throwaway servers; the nginx site is
@@ -53,15 +53,20 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# The whole suite on SQLite, then the database-heavy tests again on a throwaway PostgreSQL.
+# The whole suite on SQLite, then on a throwaway PostgreSQL the database-heavy tests again and
+# the tests marked `postgres` (PostgreSQL only: the fault tests, the nginx cluster).
 test: system-packages $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
-	$(BIN)/python -m tests.on_postgres $(BIN)/pytest -q tests/chat tests/daemon/test_maintenance.py \
-		tests/daemon/test_end_to_end.py tests/daemon/test_socket_activation.py tests/daemon/test_health.py
-	$(BIN)/python -m tests.on_postgres $(BIN)/pytest -q tests/daemon/test_faults_redis.py \
-		tests/daemon/test_sigterm.py
+	$(BIN)/pytest -m "not postgres"
+	$(BIN)/python -m tests.on_postgres $(BIN)/pytest -q -m "not postgres" tests/chat \
+		tests/daemon/test_maintenance.py tests/daemon/test_end_to_end.py \
+		tests/daemon/test_socket_activation.py tests/daemon/test_health.py
+	$(BIN)/python -m tests.on_postgres $(BIN)/pytest -q -m postgres
+
+# The loop while developing: no daemon, nginx or browser, no bench or fault runs (SQLite only).
+test-quick: $(STAMP)
+	$(BIN)/pytest -q -m "not slow and not e2e"
 
 # The benchmark against plain daphne, uvicorn, the reference package and bare Autobahn
 # (≈ 60 min on 2 cores; results in bench/results/<stamp>/, see docs/performance.md).

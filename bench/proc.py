@@ -1,12 +1,17 @@
-"""Processes the bench starts: spawn, wait for a Unix socket, read RSS/CPU, stop by PID."""
+"""Processes the bench starts: spawn, wait for a Unix socket, read RSS/CPU, stop by PID.
+
+Spawning and waiting are the tests' launchers (tests/support/processes.py)."""
 
 import os
 import resource
-import signal
-import socket
-import subprocess
-import time
 from pathlib import Path
+
+from tests.support.processes import Managed, wait_for_unix_socket
+
+__all__ = [
+    "Managed", "cpu_seconds", "host_cpu_shares", "host_cpu_ticks", "raise_nofile", "rss_kib",
+    "wait_for_unix_socket",
+]  # fmt: skip
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -29,74 +34,6 @@ def raise_nofile(wanted=200_000):
         except (ValueError, OSError):
             pass
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-class Managed:
-    """One child process in its own session, logged to a file, stopped by its PID."""
-
-    def __init__(self, name, argv, *, env=None, cwd=None, log_path=None, user=None):
-        self.name = name
-        self.argv = list(argv)
-        self.log_path = Path(log_path) if log_path else None
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        try:
-            self.popen = subprocess.Popen(
-                self.argv,
-                env=env,
-                cwd=cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                user=user,
-            )
-        finally:
-            if log is not subprocess.DEVNULL:
-                log.close()
-        self.pid = self.popen.pid
-
-    def alive(self):
-        return self.popen.poll() is None
-
-    def log_tail(self, lines=20):
-        if not self.log_path or not self.log_path.exists():
-            return ""
-        text = self.log_path.read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
-
-    def stop(self, timeout=10.0):
-        """SIGTERM its process group (the session it leads), then SIGKILL after ``timeout``."""
-        if self.popen.poll() is not None:
-            return self.popen.returncode
-        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(self.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                return self.popen.wait(wait)
-            except subprocess.TimeoutExpired:
-                continue
-        return self.popen.poll()
-
-
-def wait_for_unix_socket(path, timeout, process=None):
-    """Block until something accepts on ``path``; False on timeout or if ``process`` died."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and not process.alive():
-            return False
-        if os.path.exists(path):
-            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                probe.connect(path)
-                return True
-            except OSError:
-                pass
-            finally:
-                probe.close()
-        time.sleep(0.05)
-    return False
 
 
 def rss_kib(pid):

@@ -1,4 +1,16 @@
-"""Shared fixtures: a real redis-server, and the Django test database (pytest-django)."""
+"""Shared fixtures (a real redis-server, the Django test database through pytest-django) and
+the markers, applied here rather than test by test:
+
+- ``e2e``: the test runs processes (twistd, the ``chatserver`` command, nginx, a browser, or
+  another through ``subprocess``), read from its code and its fixtures' (tests/support/markers);
+- ``postgres``: PostgreSQL only; skipped unless ``DATABASE_URL`` names PostgreSQL, as under
+  ``python -m tests.on_postgres`` (``make test`` runs these in its PostgreSQL pass);
+- ``slow``: the bench's smoke run and the long fault tests, marked in their modules.
+
+``make test-quick`` runs ``-m "not slow and not e2e"``.
+"""
+
+import os
 
 import pytest
 
@@ -8,7 +20,21 @@ from chatserver.daemon.reactor import install_asyncio_reactor
 # default one.
 install_asyncio_reactor()
 
-from tests.redis_server import RedisServer  # noqa: E402
+from tests.support.markers import is_end_to_end  # noqa: E402
+from tests.support.redis import RedisServer  # noqa: E402
+
+ON_POSTGRES = os.environ.get("DATABASE_URL", "").startswith("postgres")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects on the markers
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if is_end_to_end(item):
+            item.add_marker(pytest.mark.e2e)
+        if item.get_closest_marker("postgres") and not ON_POSTGRES:
+            item.add_marker(
+                pytest.mark.skip(reason="PostgreSQL only: python -m tests.on_postgres pytest ...")
+            )
 
 
 @pytest.fixture(scope="session")

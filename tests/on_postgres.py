@@ -8,9 +8,8 @@ with the command's status.
 import os
 import subprocess
 import sys
-import tempfile
 
-from bench.infra import Postgres, postgres_bindir
+from tests.support.postgres import postgres_bindir, throwaway_postgres
 
 
 def main(argv):
@@ -18,14 +17,10 @@ def main(argv):
         sys.exit("usage: python -m tests.on_postgres COMMAND [ARGS...]")
     if postgres_bindir() is None:
         sys.exit("PostgreSQL is not installed: `make test` installs Debian's postgresql.")
-    with tempfile.TemporaryDirectory(prefix="chatserver-pg-") as workdir:
-        cluster = Postgres(workdir, databases=("chatserver",), max_connections=100)
-        try:
-            env = dict(os.environ, DATABASE_URL=cluster.url("chatserver"))
-            print(f"on_postgres: {cluster.url('chatserver')}", flush=True)
-            return subprocess.call(argv, env=env)
-        finally:
-            cluster.stop()
+    with throwaway_postgres(databases=("chatserver",), max_connections=100) as cluster:
+        env = dict(os.environ, DATABASE_URL=cluster.url("chatserver"))
+        print(f"on_postgres: {cluster.url('chatserver')}", flush=True)
+        return subprocess.call(argv, env=env)
 
 
 if __name__ == "__main__":

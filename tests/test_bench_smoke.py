@@ -13,6 +13,7 @@ SCENARIO_PREFIXES = ("idle_", "connect_storm", "fanout_", "latency_", "small_roo
 OURS_SCENARIOS = ("reconnect_storm_10", "small_rooms_open")
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_bench_smoke_mode_completes_and_writes_results(tmp_path):
     out = tmp_path / "bench"

@@ -92,23 +92,33 @@ def users(make_user):
     return people
 
 
+async def open_client(user, notifications=True, timeout=2):
+    """An authenticated socket through the full ASGI application (the caller closes it)."""
+    path = f"/messaging/?token={issue_access_token(user)}"
+    communicator = WebsocketCommunicator(application, path, headers=ORIGIN)
+    connected, _ = await communicator.connect()
+    assert connected
+    client = Client(communicator, user)
+    if notifications:
+        try:
+            await client.expect("chat.notifications", timeout)
+        except BaseException:
+            await client.close()
+            raise
+    return client
+
+
 @pytest.fixture
 async def connect():
-    """Open authenticated sockets through the full ASGI application; closes them afterwards."""
+    """Open authenticated sockets (``open_client``); closes them afterwards."""
     clients = []
 
-    async def open_client(user, notifications=True):
-        path = f"/messaging/?token={issue_access_token(user)}"
-        communicator = WebsocketCommunicator(application, path, headers=ORIGIN)
-        connected, _ = await communicator.connect()
-        assert connected
-        client = Client(communicator, user)
+    async def open_tracked(user, notifications=True):
+        client = await open_client(user, notifications)
         clients.append(client)
-        if notifications:
-            await client.expect("chat.notifications")
         return client
 
-    yield open_client
+    yield open_tracked
     for client in clients:
         await client.close()
 

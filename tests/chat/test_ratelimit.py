@@ -8,7 +8,8 @@ import pytest
 import redis
 
 from chatserver.chat.limits.ratelimit import KEY_PREFIX, LocalBuckets, RateLimiter, limiter
-from tests.redis_server import RedisServer, free_port
+from tests.support.processes import free_port
+from tests.support.redis import RedisServer
 
 SLOW = {"rate": 0.001, "burst": 2}  # two sends, then nothing for the rest of the test
 LIMITS = {"send": SLOW, "typing": SLOW, "read": {"rate": 0.001, "burst": 50}, "manage": SLOW}

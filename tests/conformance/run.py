@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.daemon.processes import REPO, Daemon, daemon_env, manage, tcp_port_accepts
-from tests.redis_server import free_port
+from tests.support.processes import free_port
+from tests.support.twistd import REPO, Daemon, daemon_env, manage, tcp_port_accepts
 
 REPORTS = REPO / "reports" / "conformance"
 MAX_MESSAGE = 20 * 1024 * 1024  # the suite's largest message is 16 MiB (cases 9.1.6, 9.2.6)

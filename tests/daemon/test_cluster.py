@@ -8,22 +8,19 @@ on a chosen daemon; others go through nginx, which picks the daemon.
 import asyncio
 import itertools
 import json
-import shutil
-import tempfile
 import time
 
 import pytest
 import websockets
 
-from bench.infra import Postgres, postgres_bindir
 from tests.support.nginx import NGINX, Nginx
-
-from .processes import Daemon, create_users_with_tokens, daemon_env, unix_socket_accepts
+from tests.support.postgres import throwaway_postgres
+from tests.support.twistd import Daemon, create_users_with_tokens, daemon_env, unix_socket_accepts
 
 pytestmark = [
     pytest.mark.timeout(180),
     pytest.mark.skipif(NGINX is None, reason="nginx is not installed (make system-packages)"),
-    pytest.mark.skipif(postgres_bindir() is None, reason="PostgreSQL is not installed"),
+    pytest.mark.postgres,
 ]
 
 ORIGIN = "http://localhost"
@@ -200,15 +197,8 @@ class Cluster:
 @pytest.fixture(scope="module")
 def database():
     """One throwaway PostgreSQL for the module (the daemons share it, as in production)."""
-    workdir = tempfile.mkdtemp(prefix="chatserver-cluster-pg-")  # readable by postgres
-    try:
-        cluster = Postgres(workdir, databases=("chatserver",), max_connections=200)
-        try:
-            yield cluster.url("chatserver")
-        finally:
-            cluster.stop()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with throwaway_postgres("chatserver-cluster-pg-", max_connections=200) as cluster:
+        yield cluster.url("chatserver")
 
 
 @pytest.fixture(scope="module")

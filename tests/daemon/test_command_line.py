@@ -7,10 +7,10 @@ import zipfile
 import pytest
 
 from chatserver.daemon.options import Options
-from tests.redis_server import free_port
+from tests.support.processes import free_port
+from tests.support.twistd import BIN, REPO, daemon_env, run_tool, tcp_port_accepts
 
 from .http_probe import get
-from .processes import BIN, REPO, daemon_env, run_tool, tcp_port_accepts
 
 pytestmark = pytest.mark.timeout(120)
 

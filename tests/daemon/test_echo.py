@@ -6,9 +6,8 @@ import asyncio
 import pytest
 import websockets
 
-from tests.redis_server import free_port
-
-from .processes import Daemon, daemon_env, manage, tcp_port_accepts
+from tests.support.processes import free_port
+from tests.support.twistd import Daemon, daemon_env, manage, tcp_port_accepts
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -10,16 +10,16 @@ import pytest
 import redis
 
 from chatserver.chat.storage.loop_connection import APPLICATION_NAME
-from tests.redis_server import free_port
-
-from .clients import closed_code, next_event, request, tcp_client, unix_client
-from .processes import (
+from tests.support.processes import free_port
+from tests.support.twistd import (
     Daemon,
     create_users_with_tokens,
     daemon_env,
     tcp_port_accepts,
     unix_socket_accepts,
 )
+
+from .clients import closed_code, next_event, request, tcp_client, unix_client
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -193,10 +193,7 @@ def loop_connection_queries(database_url):
     return [query for (query,) in rows]
 
 
-@pytest.mark.skipif(
-    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
-    reason="PostgreSQL only: make test runs this file on PostgreSQL too",
-)
+@pytest.mark.postgres
 async def test_the_daemon_opens_sessions_and_stores_messages_on_its_event_loop(
     tmp_path, redis_env, users
 ):

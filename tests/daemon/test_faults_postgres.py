@@ -2,7 +2,6 @@
 and the daemon reconnects by itself (no restart, sockets stay open)."""
 
 import asyncio
-import tempfile
 import time
 from collections import Counter
 
@@ -10,12 +9,12 @@ import psycopg
 import pytest
 import websockets
 
-from bench.infra import Postgres, postgres_bindir
 from chatserver.chat.protocol import CLOSE_HEARTBEAT_EXPIRED, ERROR_UNAVAILABLE
 from chatserver.chat.storage.loop_connection import APPLICATION_NAME
+from tests.support.postgres import throwaway_postgres
+from tests.support.twistd import Daemon, create_users_with_tokens, daemon_env, unix_socket_accepts
 
 from .clients import closed_code, unix_client
-from .processes import Daemon, create_users_with_tokens, daemon_env, unix_socket_accepts
 from .traffic import (
     acknowledged,
     check_everyone_has_everything,
@@ -29,7 +28,8 @@ from .traffic import (
 
 pytestmark = [
     pytest.mark.timeout(180),
-    pytest.mark.skipif(postgres_bindir() is None, reason="PostgreSQL is not installed"),
+    pytest.mark.postgres,
+    pytest.mark.slow,
 ]
 
 NAMES = ("alice", "bob", "carol")
@@ -39,12 +39,8 @@ NAMES = ("alice", "bob", "carol")
 def cluster():
     """A PostgreSQL cluster of this test's own, which the test restarts (in a directory of its
     own: pytest's are private to root, and the cluster runs as ``postgres`` under root)."""
-    with tempfile.TemporaryDirectory(prefix="chatserver-faults-") as workdir:
-        postgres = Postgres(workdir, databases=("chatserver",), max_connections=50)
-        try:
-            yield postgres
-        finally:
-            postgres.stop()
+    with throwaway_postgres("chatserver-faults-", max_connections=50) as postgres:
+        yield postgres
 
 
 def restart(cluster):

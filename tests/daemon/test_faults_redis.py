@@ -2,8 +2,7 @@
 every send is stored and answered, broadcasts resume within seconds of Redis returning, and
 after session.resume every member has every message exactly once, in seq order.
 
-PostgreSQL only (the database is the source of truth here): make test runs this file on
-PostgreSQL (tests.on_postgres)."""
+PostgreSQL only (the database is the source of truth here): marked ``postgres``."""
 
 import asyncio
 import os
@@ -12,9 +11,9 @@ import time
 
 import pytest
 
-from tests.redis_server import RedisServer
+from tests.support.redis import RedisServer
+from tests.support.twistd import Daemon, create_users_with_tokens, daemon_env, unix_socket_accepts
 
-from .processes import Daemon, create_users_with_tokens, daemon_env, unix_socket_accepts
 from .traffic import (
     acknowledged,
     check_everyone_has_everything,
@@ -28,13 +27,7 @@ from .traffic import (
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 
-pytestmark = [
-    pytest.mark.timeout(180),
-    pytest.mark.skipif(
-        not DATABASE_URL.startswith("postgres"),
-        reason="PostgreSQL only: make test runs this file on PostgreSQL",
-    ),
-]
+pytestmark = [pytest.mark.timeout(180), pytest.mark.postgres, pytest.mark.slow]
 
 NAMES = ("alice", "bob", "carol")
 

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from tests.redis_server import RedisServer
+from tests.support.redis import RedisServer
+from tests.support.twistd import Daemon, daemon_env
 
 from . import http_probe
-from .processes import Daemon, daemon_env
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -135,7 +135,7 @@ def test_readyz_answers_503_while_draining(tmp_path, redis_env, users):
 
 def test_the_same_endpoints_under_plain_uvicorn(tmp_path, redis_env):
     """The health endpoints live in the ASGI application, not in the daemon."""
-    from .processes import BIN, REPO, manage
+    from tests.support.twistd import BIN, REPO, manage
 
     manage(redis_env, "migrate", "--noinput", "-v", "0")
     sock = tmp_path / "asgi.sock"

@@ -4,9 +4,8 @@ import socket
 
 import pytest
 
-from tests.redis_server import free_port
-
-from .processes import daemon_env, run_tool
+from tests.support.processes import free_port
+from tests.support.twistd import daemon_env, run_tool
 
 pytestmark = pytest.mark.timeout(120)
 

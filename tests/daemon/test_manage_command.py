@@ -4,8 +4,7 @@ import sqlite3
 import subprocess
 
 from chatserver.manage import take_state_dir
-
-from .processes import BIN, daemon_env
+from tests.support.twistd import BIN, daemon_env
 
 
 def test_state_dir_option_is_taken_wherever_it_stands():

@@ -5,9 +5,8 @@ import asyncio
 import asyncssh
 import pytest
 
-from tests.redis_server import free_port
-
-from .processes import Daemon, daemon_env, tcp_port_accepts
+from tests.support.processes import free_port
+from tests.support.twistd import Daemon, daemon_env, tcp_port_accepts
 
 pytestmark = pytest.mark.timeout(90)
 

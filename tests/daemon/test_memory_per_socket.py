@@ -22,10 +22,11 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from tests.redis_server import RedisServer, free_port
+from tests.support.processes import free_port, tcp_port_accepts
+from tests.support.redis import RedisServer
+from tests.support.twistd import Daemon, create_users_with_tokens, daemon_env
 
 from .clients import request, tcp_client
-from .processes import Daemon, create_users_with_tokens, daemon_env, tcp_port_accepts
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -15,9 +15,9 @@ from chatserver.daemon.maintenance import PeriodicJob
 from chatserver.daemon.metrics import EventLoopLagProbe
 from chatserver.daemon.options import Options
 from tests.chat.test_metrics import Delta
-from tests.redis_server import free_port
+from tests.support.processes import free_port
+from tests.support.twistd import Daemon, tcp_port_accepts
 
-from .processes import Daemon, tcp_port_accepts
 from .test_end_to_end import (  # noqa: F401 - fixtures reused as they are
     closed_code,
     next_event,

@@ -2,22 +2,20 @@
 never says its users left, so a surviving daemon's heartbeat sweeper must."""
 
 import asyncio
-import shutil
-import tempfile
 import time
 from datetime import UTC, datetime
 
 import pytest
 import websockets
 
-from bench.infra import Postgres, postgres_bindir
+from tests.support.postgres import throwaway_postgres
+from tests.support.twistd import Daemon, create_users_with_tokens, daemon_env, unix_socket_accepts
 
-from .processes import Daemon, create_users_with_tokens, daemon_env, unix_socket_accepts
 from .test_cluster import ORIGIN, Device
 
 pytestmark = [
     pytest.mark.timeout(180),
-    pytest.mark.skipif(postgres_bindir() is None, reason="PostgreSQL is not installed"),
+    pytest.mark.postgres,
 ]
 
 THRESHOLD = 3  # INACTIVITY_THRESHOLD: a dead daemon's sessions are swept this long after
@@ -27,15 +25,8 @@ HEARTBEAT_EVERY = 1.0  # what the test's clients send, well within the threshold
 
 @pytest.fixture
 def database():
-    workdir = tempfile.mkdtemp(prefix="chatserver-presence-pg-")  # readable by postgres
-    try:
-        cluster = Postgres(workdir, databases=("chatserver",), max_connections=100)
-        try:
-            yield cluster.url("chatserver")
-        finally:
-            cluster.stop()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with throwaway_postgres("chatserver-presence-pg-", max_connections=100) as cluster:
+        yield cluster.url("chatserver")
 
 
 @pytest.fixture

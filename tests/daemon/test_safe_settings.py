@@ -13,8 +13,7 @@ from chatserver.daemon.endpoints import is_loopback_endpoint
 from chatserver.daemon.tap import refuse_exposed_development
 from chatserver.settings import environment
 from chatserver.settings.environment import DEVELOPMENT_SECRET_KEY, secret_key_problem
-
-from .processes import daemon_env, run_tool
+from tests.support.twistd import daemon_env, run_tool
 
 pytestmark = pytest.mark.timeout(120)
 

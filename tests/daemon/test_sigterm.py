@@ -1,6 +1,6 @@
 """SIGTERM under a flood of sends: every client gets 1001 and every answered send is stored.
 
-PostgreSQL only: make test runs this file on PostgreSQL (tests.on_postgres)."""
+PostgreSQL only: marked ``postgres``."""
 
 import asyncio
 import os
@@ -8,19 +8,13 @@ import os
 import pytest
 
 from chatserver.chat.protocol import CLOSE_GOING_AWAY
+from tests.support.twistd import Daemon, create_users_with_tokens, daemon_env, unix_socket_accepts
 
-from .processes import Daemon, create_users_with_tokens, daemon_env, unix_socket_accepts
 from .traffic import acknowledged, join, open_room, stored_messages, wait_until
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 
-pytestmark = [
-    pytest.mark.timeout(120),
-    pytest.mark.skipif(
-        not DATABASE_URL.startswith("postgres"),
-        reason="PostgreSQL only: make test runs this file on PostgreSQL",
-    ),
-]
+pytestmark = [pytest.mark.timeout(120), pytest.mark.postgres]
 
 NAMES = ("alice", "bob", "carol")
 

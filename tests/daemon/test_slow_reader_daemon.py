@@ -13,9 +13,8 @@ import time
 import pytest
 import websockets
 
-from tests.redis_server import free_port
-
-from .processes import Daemon, create_users_with_tokens, daemon_env, tcp_port_accepts
+from tests.support.processes import free_port
+from tests.support.twistd import Daemon, create_users_with_tokens, daemon_env, tcp_port_accepts
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -13,8 +13,9 @@ import sys
 
 import pytest
 
+from tests.support.twistd import Daemon
+
 from . import http_probe
-from .processes import Daemon
 from .test_end_to_end import closed_code, request, unix_client
 
 pytestmark = pytest.mark.timeout(180)

@@ -6,10 +6,10 @@ import socket
 import pytest
 
 from chatserver.daemon.systemd_notify import Notifier, watchdog_interval
-from tests.redis_server import RedisServer
+from tests.support.redis import RedisServer
+from tests.support.twistd import Daemon, create_users_with_tokens, daemon_env, unix_socket_accepts
 
 from .notify_socket import NotifySocket
-from .processes import Daemon, create_users_with_tokens, daemon_env, unix_socket_accepts
 from .test_end_to_end import closed_code, next_event, request, unix_client
 
 pytestmark = pytest.mark.timeout(120)

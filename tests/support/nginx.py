@@ -11,13 +11,9 @@ import os
 import pwd
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import time
 from pathlib import Path
 
-from tests.redis_server import free_port
+from .processes import Managed, free_port, tcp_port_accepts
 
 SITE = Path(__file__).resolve().parents[2] / "systemd" / "nginx-chatserver.conf"
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
@@ -96,24 +92,16 @@ class Nginx:
     def start(self, timeout=30):
         (self.directory / "site.conf").write_text(self.site)
         (self.directory / "nginx.conf").write_text(self.config())
-        self._log = (self.directory / "stderr.log").open("ab")
-        self.process = subprocess.Popen(
+        self.managed = Managed(
+            "nginx",
             [NGINX, "-p", str(self.directory), "-c", str(self.directory / "nginx.conf")]
             + ["-e", str(self.directory / "error.log")],  # not the built-in /var/log path
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+            log_path=self.directory / "stderr.log",
+            new_session=False,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"nginx exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"nginx did not listen within {timeout}s:\n{self.log()}")
+        self.process = self.managed.popen
+        self.managed.wait_ready(tcp_port_accepts(self.port), timeout, self.log)
+        return self
 
     def log(self):
         parts = []
@@ -129,13 +117,5 @@ class Nginx:
 
     def stop(self, timeout=10):
         """SIGTERM by PID (a fast shutdown: a graceful one would wait for every WebSocket)."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
+        if self.process is not None:
+            self.managed.stop(timeout)

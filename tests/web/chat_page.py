@@ -2,7 +2,7 @@
 
 import secrets
 
-from tests.daemon.processes import manage
+from tests.support.twistd import manage
 
 PASSWORD = "Correct-Horse-" + secrets.token_hex(4)
 TIMEOUT = 20_000  # ms: generous, the machine is shared

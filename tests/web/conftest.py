@@ -3,13 +3,13 @@ driven by Playwright. Browser tests skip when chromium or Playwright is not inst
 browser is never downloaded (``playwright install`` is not part of this project)."""
 
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.daemon.processes import Daemon, daemon_env, manage, tcp_port_accepts
+from tests.support.processes import free_port
+from tests.support.twistd import Daemon, daemon_env, manage, tcp_port_accepts
 
 CHROMIUM = os.environ.get("CHATSERVER_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -23,12 +23,6 @@ CHROMIUM_ARGS = [
 ]
 # Where screenshots go besides the test's tmp dir (gitignored): see the README.
 ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts"
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass

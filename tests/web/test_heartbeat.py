@@ -7,10 +7,10 @@ import secrets
 
 import pytest
 
-from tests.daemon.processes import Daemon, daemon_env, manage, tcp_port_accepts
+from tests.support.processes import free_port
+from tests.support.twistd import Daemon, daemon_env, manage, tcp_port_accepts
 
 from .chat_page import sign_up
-from .conftest import free_port
 
 pytestmark = pytest.mark.timeout(300)
 

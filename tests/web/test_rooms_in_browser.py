@@ -6,7 +6,7 @@ import secrets
 
 import pytest
 
-from tests.daemon.processes import manage
+from tests.support.twistd import manage
 
 from .chat_page import contents, expect, message, send, sign_up
 

@@ -8,10 +8,11 @@ import secrets
 
 import pytest
 
-from tests.daemon.processes import Daemon, daemon_env, manage, tcp_port_accepts
+from tests.support.processes import free_port
+from tests.support.twistd import Daemon, daemon_env, manage, tcp_port_accepts
 
 from .chat_page import expect, send, sign_up
-from .conftest import WebDaemon, free_port
+from .conftest import WebDaemon
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -1,13 +1,18 @@
-"""Run the real daemon (``twistd -n chat``) as a subprocess for end-to-end tests."""
+"""Run the real daemon (``twistd -n chat``) and the ``chatserver`` command as subprocesses."""
 
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from .processes import Managed, tcp_port_accepts, unix_socket_accepts
+
+__all__ = [  # the readiness checks Daemon.start takes, importable from here too
+    "Daemon", "create_users_with_tokens", "daemon_env", "manage", "run_tool",
+    "tcp_port_accepts", "unix_socket_accepts",
+]  # fmt: skip
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[2]
@@ -81,24 +86,18 @@ class Daemon:
 
     def start(self, ready=None, timeout=30):
         """Start and wait until ``ready()`` is true (e.g. the socket accepts connections)."""
-        self._log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
+        self.managed = Managed(
+            "twistd",
             self.command(),
             env=self.env,
             cwd=self.workdir,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+            log_path=self.log_path,
+            new_session=False,  # a Ctrl-C of the test run reaches the daemon too
             pass_fds=self.pass_fds,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"twistd exited with {self.process.returncode}:\n{self.log()}")
-            if ready is None or ready():
-                return self
-            time.sleep(0.05)
-        self.kill()
-        raise RuntimeError(f"twistd did not become ready in {timeout}s:\n{self.log()}")
+        self.process = self.managed.popen
+        self.managed.wait_ready(ready or (lambda: True), timeout)
+        return self
 
     def log(self):
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -112,10 +111,7 @@ class Daemon:
     def terminate(self, timeout=30):
         """SIGTERM (unless already sent) and wait; returns the exit code."""
         self.signal_term()
-        try:
-            return self.process.wait(timeout=timeout)
-        finally:
-            self._log.close()
+        return self.process.wait(timeout=timeout)
 
     def stop_cleanly(self, timeout=30):
         """SIGTERM, then check the daemon shut down in order.
@@ -134,30 +130,3 @@ class Daemon:
         if self.process and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
-        if getattr(self, "_log", None):
-            self._log.close()
-
-
-def unix_socket_accepts(path):
-    def check():
-        if not os.path.exists(path):
-            return False
-        with socket.socket(socket.AF_UNIX) as probe:
-            try:
-                probe.connect(str(path))
-            except OSError:
-                return False
-            return True
-
-    return check
-
-
-def tcp_port_accepts(port, host="127.0.0.1"):
-    def check():
-        try:
-            with socket.create_connection((host, port), timeout=0.2):
-                return True
-        except OSError:
-            return False
-
-    return check
