@@ -9,8 +9,8 @@ from pathlib import Path
 from tests.support.processes import Managed, wait_for_unix_socket
 
 __all__ = [
-    "Managed", "cpu_seconds", "host_cpu_shares", "host_cpu_ticks", "raise_nofile", "rss_kib",
-    "wait_for_unix_socket",
+    "Managed", "cpu_seconds", "cpu_share", "host_cpu_shares", "host_cpu_ticks", "raise_nofile",
+    "rss_kib", "wait_for_unix_socket",
 ]  # fmt: skip
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -65,6 +65,13 @@ def host_cpu_ticks():
         return None
     user, nice, system, idle, iowait, irq, softirq, steal = fields
     return user + nice + system + irq + softirq, steal, sum(fields)
+
+
+def cpu_share(before, after, wall_seconds):
+    """Cores' worth of CPU time between two readings (None when a reading failed)."""
+    if before is None or after is None:
+        return None
+    return round((after - before) / wall_seconds, 2)
 
 
 def host_cpu_shares(before, after):

@@ -32,6 +32,7 @@ from .infra import Postgres, Redis
 from .proc import (
     Managed,
     cpu_seconds,
+    cpu_share,
     host_cpu_shares,
     host_cpu_ticks,
     raise_nofile,
@@ -609,16 +610,8 @@ class Runner:
             **percentiles(hist),
             # How late the client itself sent (its schedule is fixed): a loaded client shows here.
             "send_lag_p99_ms": client.hist_percentile(lag, 0.99),
-            "server_cpu": (
-                round((cpu1 - cpu0) / (wall1 - wall0), 2)
-                if cpu0 is not None and cpu1 is not None
-                else None
-            ),
-            "client_cpu": (
-                round((clients1 - clients0) / (wall1 - wall0), 2)
-                if clients0 is not None and clients1 is not None
-                else None
-            ),
+            "server_cpu": cpu_share(cpu0, cpu1, wall1 - wall0),
+            "client_cpu": cpu_share(clients0, clients1, wall1 - wall0),
             **host_cpu_shares(host0, host1),
             "other_samples": [x for r in results for x in r["other_samples"]][:3],
         }
@@ -695,11 +688,7 @@ class Runner:
             "resumes_per_s": round(count / catch_up_s, 1) if catch_up_s else None,
             # One client: from its first reconnect attempt to its resume answer.
             **{f"client_catch_up_{k}": v for k, v in percentiles(hist).items()},
-            "server_cpu": (
-                round((cpu1 - cpu0) / (wall1 - wall0), 2)
-                if cpu0 is not None and cpu1 is not None
-                else None
-            ),
+            "server_cpu": cpu_share(cpu0, cpu1, wall1 - wall0),
             "errors": errors,
             "connect": conn,
         }
@@ -792,17 +781,9 @@ class Runner:
                     "messages_per_s": round(sent / span, 1) if span else 0.0,
                     "stalls": sum(r["stalls"] for r in results),
                     "open_after": sum(r["open"] for r in results),
-                    "server_cpu": (
-                        round((cpu1 - cpu0) / (wall1 - wall0), 2)
-                        if cpu0 is not None and cpu1 is not None
-                        else None
-                    ),
+                    "server_cpu": cpu_share(cpu0, cpu1, wall1 - wall0),
                     # Where the CPUs went: the load clients share them with the server.
-                    "client_cpu": (
-                        round((clients1 - clients0) / (wall1 - wall0), 2)
-                        if clients0 is not None and clients1 is not None
-                        else None
-                    ),
+                    "client_cpu": cpu_share(clients0, clients1, wall1 - wall0),
                     **host_cpu_shares(host0, host1),
                     **percentiles(hist),
                     "other_samples": [x for r in results for x in r["other_samples"]][:3],

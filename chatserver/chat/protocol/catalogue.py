@@ -84,6 +84,14 @@ _room = (id_field, REQUIRED)
 _name = text_field("MAX_NAME_LENGTH")
 _description = text_field("MAX_DESCRIPTION_LENGTH", blank=True)
 _member_limit = int_field(2, "MAX_MEMBER_LIMIT")
+# What room.create sets and room.modify (action "update") changes.
+_ROOM_SETTINGS = {
+    "name": (_name, OPTIONAL),
+    "description": (_description, OPTIONAL),
+    "is_public": (bool_field, OPTIONAL),
+    "locked": (bool_field, OPTIONAL),
+    "member_limit": (_member_limit, OPTIONAL),
+}
 
 CLIENT_EVENTS = {
     event.name: event
@@ -101,11 +109,7 @@ CLIENT_EVENTS = {
             "rooms.create",
             type=(choice_field("direct", "group", "channel"), REQUIRED),
             members=(ids_or_empty_field, OPTIONAL),
-            name=(_name, OPTIONAL),
-            description=(_description, OPTIONAL),
-            is_public=(bool_field, OPTIONAL),
-            locked=(bool_field, OPTIONAL),
-            member_limit=(_member_limit, OPTIONAL),
+            **_ROOM_SETTINGS,
         ),
         _event(
             "room.list",
@@ -146,11 +150,7 @@ CLIENT_EVENTS = {
             "rooms.modify",
             room_id=_room,
             action=(choice_field("update", "delete", "add_admin", "remove_admin"), REQUIRED),
-            name=(_name, OPTIONAL),
-            description=(_description, OPTIONAL),
-            is_public=(bool_field, OPTIONAL),
-            locked=(bool_field, OPTIONAL),
-            member_limit=(_member_limit, OPTIONAL),
+            **_ROOM_SETTINGS,
             members=(ids_field, OPTIONAL),
         ),
         _event(
