@@ -34,6 +34,27 @@ async def last_seq(room_id):
 # -- the Django admin ------------------------------------------------------------------------
 
 
+def room_form(room_id, memberships, delete=None, **fields):
+    """The admin's room change form with its membership inline, one user's row marked for
+    deletion when ``delete`` names them."""
+    data = {
+        "description": "",
+        "member_limit": 100,
+        **fields,
+        "memberships-TOTAL_FORMS": len(memberships),
+        "memberships-INITIAL_FORMS": len(memberships),
+        "memberships-MIN_NUM_FORMS": 0,
+        "memberships-MAX_NUM_FORMS": 1000,
+    }
+    for i, m in enumerate(memberships):
+        data[f"memberships-{i}-id"] = m["id"]
+        data[f"memberships-{i}-room"] = room_id
+        data[f"memberships-{i}-user"] = m["user_id"]
+        if m["user_id"] == delete:
+            data[f"memberships-{i}-DELETE"] = "on"
+    return data
+
+
 async def test_admin_delete_action_is_a_room_event_every_member_hears(
     admin_client, connect, users, room
 ):
@@ -85,21 +106,7 @@ async def test_admin_removing_a_member_tells_them_and_the_room(admin_client, con
     memberships = [
         m async for m in Membership.objects.filter(room_id=room_id).order_by("pk").values()
     ]
-    data = {
-        "name": "team",
-        "description": "",
-        "member_limit": 100,
-        "memberships-TOTAL_FORMS": len(memberships),
-        "memberships-INITIAL_FORMS": len(memberships),
-        "memberships-MIN_NUM_FORMS": 0,
-        "memberships-MAX_NUM_FORMS": 1000,
-    }
-    for i, m in enumerate(memberships):
-        data[f"memberships-{i}-id"] = m["id"]
-        data[f"memberships-{i}-room"] = room_id
-        data[f"memberships-{i}-user"] = m["user_id"]
-        if m["user_id"] == users.carol.pk:
-            data[f"memberships-{i}-DELETE"] = "on"
+    data = room_form(room_id, memberships, delete=users.carol.pk, name="team")
     before = await last_seq(room_id)
     await post(admin_client, f"/admin/chat/room/{room_id}/change/", data)
     removed = await bob.expect("roomremovemembers.dispatch")
@@ -119,20 +126,7 @@ async def test_admin_room_edit_is_a_room_update_with_a_seq(admin_client, connect
     carol = await connect(users.carol)
     before = await last_seq(room_id)
     memberships = [m async for m in Membership.objects.filter(room_id=room_id).values()]
-    data = {
-        "name": "renamed",
-        "description": "",
-        "member_limit": 100,
-        "locked": "on",
-        "memberships-TOTAL_FORMS": len(memberships),
-        "memberships-INITIAL_FORMS": len(memberships),
-        "memberships-MIN_NUM_FORMS": 0,
-        "memberships-MAX_NUM_FORMS": 1000,
-    }
-    for i, m in enumerate(memberships):
-        data[f"memberships-{i}-id"] = m["id"]
-        data[f"memberships-{i}-room"] = room_id
-        data[f"memberships-{i}-user"] = m["user_id"]
+    data = room_form(room_id, memberships, name="renamed", locked="on")
     await post(admin_client, f"/admin/chat/room/{room_id}/change/", data)
     event = await carol.expect("roomupdate.dispatch")
     assert event["seq"] == before + 1
