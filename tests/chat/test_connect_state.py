@@ -218,3 +218,30 @@ async def test_a_connect_leaves_its_task_no_django_connection_to_keep(users):
     task = asyncio.create_task(connect_in_a_task_of_its_own(), context=contextvars.Context())
     summary, wrapper = await task
     assert len(summary["rooms"]) == 1 and wrapper is None
+
+
+async def test_connects_that_arrive_together_share_one_transaction(users, monkeypatch):
+    """A reconnect storm commits (and fsyncs) once per batch of connects, not once per socket;
+    each connect still sees the sockets opened before it in the batch."""
+    await database_sync_to_async(make_room)(users.alice, [users.bob], "g")
+    await runtime.connected(users.bob, "warm", True)  # opens the loop's connection
+    loop_connection = runtime.storage_of_this_loop().connection
+    transactions = []
+    run = loop_connection.run
+
+    async def counted_run(statements):
+        transactions.append(len(statements))
+        return await run(statements)
+
+    monkeypatch.setattr(loop_connection, "run", counted_run)
+    who = [users.bob] * 5 + [users.alice] * 3
+    answers = await asyncio.gather(
+        *(runtime.connected(user, f"together-{i}", True) for i, user in enumerate(who))
+    )
+    assert len(transactions) <= 2 and sum(transactions) == 4 * len(who)
+    assert [answer.open_sockets for answer in answers] == [2, 3, 4, 5, 6, 1, 2, 3]
+    assert all(len(answer.room_ids) == 1 for answer in answers)
+    assert [answer.summary is not None for answer in answers] == [True] * len(who)
+    channels = [f"together-{i}" for i in range(len(who))]
+    stored = await Session.objects.filter(channel_name__in=channels, closed_at=None).acount()
+    assert stored == len(who)

@@ -6,7 +6,7 @@ one pipelined transaction: one round trip, and the statement passes over stored 
 by itself, so a batch without replies or forwards reads nothing before it. What only the ORM
 does (validating replies and forwards, looking up the originals of passed-over resends) goes to
 the database thread. A connect is four statements built once per process
-(storage/connect_sql.py), one round trip.
+(storage/connect_sql.py), one round trip; connects that arrive together share one transaction.
 
 When the connection breaks or cannot be opened, the batch's senders get 4503 and the connect
 fails (the socket closes and the client reconnects); nothing is tried another way, which would
@@ -20,6 +20,7 @@ from django.db import IntegrityError
 
 from ..reconnect import refused_while_lost, unavailable
 from . import connect_sql, message_sql
+from .call_queue import Batcher
 from .interface import ConnectState, MessageStore
 from .loop_connection import CONNECTION_LOST, Unavailable, lost_connection
 
@@ -50,14 +51,28 @@ class EventLoopMessageStore(MessageStore):
 
 
 class EventLoopConnectState(ConnectState):
+    """Connects that arrive while one transaction is in flight share the next one (a Batcher):
+    in a reconnect storm a commit, with its fsync, serves many sockets instead of one."""
+
     def __init__(self, connection):
         self.connection = connection  # a LoopConnection
+        self._batcher = Batcher(self._open_batch)
 
     async def opened(self, user, channel_name, with_notifications):
-        statements = connect_sql.statements(user.pk, channel_name, with_notifications)
+        return await self._batcher.submit((user.pk, channel_name, with_notifications))
+
+    async def _open_batch(self, connects):
+        statements, parts = [], []
+        for user_id, channel_name, with_notifications in connects:
+            part = connect_sql.statements(user_id, channel_name, with_notifications)
+            parts.append((len(statements), len(part), with_notifications))
+            statements.extend(part)
         try:
             results = await self.connection.run(statements)
         except (Unavailable, *CONNECTION_LOST):
             await lost_connection()
             raise
-        return connect_sql.state_from_rows(results, with_notifications)
+        return [
+            connect_sql.state_from_rows(results[start : start + count], with_notifications)
+            for start, count, with_notifications in parts
+        ]
