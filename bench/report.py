@@ -1,6 +1,6 @@
 """Turn results.json into ratios, a compact summary, a Markdown table and a PNG chart."""
 
-from .servers import BASELINE, ORDER
+from .servers import BASELINE, SERVERS
 
 # (scenario, metric, unit, higher_is_better)
 HEADLINE = [
@@ -152,8 +152,14 @@ def repetitions(params):
     return f"{reps * rounds} repetitions ({reps} in each of {rounds} rounds over all servers)"
 
 
+def server_keys(results):
+    """The run's servers in the bench's order; servers made for the run (daemon@REV) last."""
+    known = [k for k in SERVERS if k in results["servers"]]
+    return known + [k for k in results["servers"] if k not in known]
+
+
 def markdown(results):
-    keys = [k for k in ORDER if k in results["servers"]]
+    keys = server_keys(results)
     labels = [results["servers"][k].get("label", k) for k in keys]
     meta = results["meta"]
     lines = [
@@ -234,7 +240,7 @@ def chart(results, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [k for k in ORDER if k in results["servers"]]
+    keys = server_keys(results)
     throughput = [(n, m) for n, m, _, higher in rows(results)
                   if m in ("deliveries_per_s", "connects_per_s", "max_rate")]  # fmt: skip
     latency = [(n, m) for n, m, _, _ in rows(results) if m == "p99_ms"]

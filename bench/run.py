@@ -39,7 +39,7 @@ from .proc import (
     rss_kib,
     wait_for_unix_socket,
 )
-from .servers import BASELINE, ORDER, REF_PROJECT, REF_VENV, REPO, SERVERS, VENV_BIN
+from .servers import BASELINE, ORDER, REF_PROJECT, REF_VENV, REPO, SERVERS, VENV_BIN, DaemonAt
 
 
 class BenchError(Exception):
@@ -888,7 +888,8 @@ def run_server(server, ctx, deadline, log_dir):
     p = ctx.params
     suffix = f"-round{ctx.round}" if ctx.round > 1 else ""
     # The tree may change between servers (others commit while a long run goes on): record it.
-    revision = ctx.snapshot_revision if ctx.snapshot else git_revision()
+    revision = getattr(server, "revision", None)
+    revision = revision or (ctx.snapshot_revision if ctx.snapshot else git_revision())
     record = {"label": server.label, "scenarios": {}, "error": None, "git": revision}
     sock = str(ctx.workdir / f"{server.key}.sock")
     if server.flavor == "ref" and not (REF_VENV / "bin" / "daphne").exists():
@@ -1085,21 +1086,22 @@ def git_revision():
         return None
 
 
-def export_snapshot(workdir):
-    """``git archive HEAD chatserver`` into the workdir: every server of the run imports the same
-    committed code even while others commit to the tree. Returns (path, revision)."""
-    target = Path(workdir) / "src"
+def export_snapshot(workdir, revision="HEAD", folder="src"):
+    """``git archive REVISION chatserver`` into the workdir: every server of the run imports the
+    same committed code even while others commit to the tree (HEAD), or an earlier version's
+    code for a before/after in one run (--against). Returns (path, short revision)."""
+    target = Path(workdir) / folder
     target.mkdir(parents=True, exist_ok=True)
     archive = subprocess.run(
-        ["git", "archive", "HEAD", "chatserver"], cwd=REPO, capture_output=True, timeout=60
+        ["git", "archive", revision, "chatserver"], cwd=REPO, capture_output=True, timeout=60
     )
     if archive.returncode != 0:
         raise BenchError(f"git archive failed: {archive.stderr.decode()[-300:]}")
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True, timeout=60)
-    revision = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+    short = subprocess.run(
+        ["git", "rev-parse", "--short", revision], cwd=REPO, capture_output=True, text=True
     ).stdout.strip()
-    return target, revision
+    return target, short
 
 
 def make_ref_venv():
@@ -1124,7 +1126,9 @@ def main(argv=None):
     )
     parser.add_argument("--smoke", action="store_true", help="tiny numbers, no PostgreSQL/Redis")
     parser.add_argument(
-        "--servers", default=None, help=f"comma-separated subset of {','.join(ORDER)}"
+        "--servers",
+        default=None,
+        help=f"comma-separated, of {','.join(SERVERS)} (default: {','.join(ORDER)})",
     )
     parser.add_argument(
         "--layer", default="core", choices=["core", "pubsub"], help="channel layer of (b) and (c)"
@@ -1175,6 +1179,12 @@ def main(argv=None):
         "--snapshot",
         action="store_true",
         help="run a/b/c on `git archive HEAD chatserver` (pinned code while others commit)",
+    )
+    parser.add_argument(
+        "--against",
+        default="",
+        help="comma-separated git revisions: each adds a server daemon@REV, the daemon on that "
+        "revision's chatserver package (same database schema), taking turns with the others",
     )
     parser.add_argument("--sqlite", action="store_true", help="SQLite instead of PostgreSQL")
     parser.add_argument(
@@ -1277,6 +1287,11 @@ def main(argv=None):
         if args.snapshot:
             ctx.snapshot, ctx.snapshot_revision = export_snapshot(workdir)
             results["meta"]["snapshot"] = ctx.snapshot_revision
+        for revision in filter(None, args.against.split(",")):
+            source, short = export_snapshot(workdir, revision, f"src-{revision}")
+            server = DaemonAt(source, short)
+            SERVERS[server.key] = server
+            keys.append(server.key)
         ctx.out = out
         ctx.py_spy = args.py_spy
         ctx.gc_diag = args.gc_diag
@@ -1284,7 +1299,9 @@ def main(argv=None):
         ctx.scenarios = tuple(x for x in (args.scenarios or "").split(",") if x)
         for round_no in range(1, params.rounds + 1):
             ctx.round = round_no
-            for key in keys:
+            # ABBA: the servers take turns at going first, so a drift of the machine's load
+            # over the run weighs on each alike.
+            for key in keys if round_no % 2 else keys[::-1]:
                 of = f" (round {round_no} of {params.rounds})" if params.rounds > 1 else ""
                 print(f"== {key}{of}", file=sys.stderr, flush=True)
                 record = run_server(SERVERS[key], ctx, deadline, out)

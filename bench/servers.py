@@ -3,6 +3,8 @@
 (a) ``daemon``    our ``twistd -n chat`` (Daphne in-process), bench settings = production + limits
                   (the production layer: channels-redis pub/sub)
 (a') ``daemon-core`` the same daemon on the core layer: what the layer choice buys
+(a'') ``daemon-bare`` the daemon with the rate limiter and presence off: what they cost (not in
+                  a full run; ask for it with ``--servers daemon,daemon-bare``)
 (b) ``daphne``    the same ASGI application under the plain ``daphne`` command  (the baseline),
                   on the stock core layer (``--layer``)
 (c) ``uvicorn``   the same ASGI application under ``uvicorn``, layer as (b)
@@ -72,6 +74,29 @@ class Daemon(Server):
         ]  # fmt: skip
 
 
+class BareDaemon(Daemon):
+    """The daemon with some features switched off (bench/settings_bench.py): their cost."""
+
+    without = "ratelimit,presence"
+
+    def env(self, ctx):
+        return {**super().env(ctx), "CHATBENCH_WITHOUT": self.without}
+
+
+class DaemonAt(Daemon):
+    """The daemon on another revision's chatserver package (bench/run.py --against): a
+    before/after in one run, on the same machine, database and load client."""
+
+    def __init__(self, source, revision):
+        super().__init__(f"daemon@{revision}", f"(a) daemon at {revision}", "ours")
+        self.source, self.revision = source, revision
+
+    def env(self, ctx):
+        env = super().env(ctx)
+        env["PYTHONPATH"] = f"{self.source}:{REPO}"
+        return env
+
+
 class PlainDaphne(Server):
     def argv(self, sock, ctx):
         # -v 0: no access log line per connection (the daemon writes none either).
@@ -117,6 +142,7 @@ SERVERS = {
         "(a) chatserver daemon (twistd)",
         "ours",
     ),
+    "daemon-bare": BareDaemon("daemon-bare", "(a'') daemon, rate limiter and presence off", "ours"),
     "daemon-core": Daemon("daemon-core", "(a') daemon, core layer", "ours", layer="core"),
     "daphne": PlainDaphne("daphne", "(b) same app, plain daphne", "ours", layer="baseline"),
     "uvicorn": Uvicorn("uvicorn", "(c) same app, uvicorn", "ours", layer="baseline"),

@@ -120,3 +120,19 @@ def test_the_bench_cluster_flushes_commits_unless_told_to_be_unsafe(durable, exp
         cluster.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     assert shown == [expected, expected, expected]
+
+
+def test_a_server_against_an_earlier_revision_imports_that_revisions_code(tmp_path):
+    """--against REV: the daemon on REV's exported chatserver, ahead of the tree's."""
+    from types import SimpleNamespace
+
+    from bench.run import export_snapshot
+    from bench.servers import REPO, BareDaemon, DaemonAt
+
+    source, short = export_snapshot(tmp_path, "HEAD", "src-HEAD")
+    assert (source / "chatserver" / "chat" / "consumers.py").exists()
+    server = DaemonAt(source, short)
+    assert server.key == f"daemon@{short}" and server.revision == short
+    ctx = SimpleNamespace(ours_env=lambda layer=None: {"PYTHONPATH": str(REPO)}, layer=None)
+    assert server.env(ctx)["PYTHONPATH"] == f"{source}:{REPO}"
+    assert BareDaemon("b", "b", "ours").env(ctx)["CHATBENCH_WITHOUT"] == "ratelimit,presence"

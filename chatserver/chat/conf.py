@@ -42,6 +42,9 @@ DEFAULTS = {
     "RESUME_MAX_EVENTS": 200,
     "RESUME_MAX_ROOMS": 100,
     "NOTIFICATION_MAX_ROOMS": 50,
+    # Presence (presence.* events and hubs); off, those events answer 4007 and sockets keep no
+    # presence state.
+    "ENABLE_PRESENCE": True,
     # Presence: seconds without a frame or heartbeat before a user shows as away; seconds
     # between two presence.dispatch frames to one subscriber (changes are batched meanwhile);
     # users one presence.subscribe may watch.

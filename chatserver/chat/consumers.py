@@ -117,7 +117,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.groups_joined = set()
         self.rooms = set()
         self.access = {}  # room id -> permissions.Access, dropped on membership messages
-        if await self.after_connect():
+        if await self.after_connect() and option("ENABLE_PRESENCE"):
             self.presence = presence.hub(self.channel_layer)
             self.presence.opened(user.pk)
 

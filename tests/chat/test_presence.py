@@ -306,3 +306,17 @@ def test_last_sockets_closing_together_are_recorded_in_one_batch(users):
     assert seen == {users.alice.pk: now, users.carol.pk: now}
     later = timezone.now()
     assert offline_since_many([users.alice.pk, 999_999], later) == [later, None]
+
+
+async def test_presence_switched_off_answers_4007_and_stores_nothing(
+    connect, users, room, chat_options
+):
+    chat_options(ENABLE_PRESENCE=False)
+    alice = await connect(users.alice)
+    assert await alice.error("presence.subscribe", {"room_id": room}) == 4007
+    assert await alice.error("presence.unsubscribe", {}) == 4007
+    assert await alice.error("presence.hide", {"hidden": True}) == 4007
+    assert await alice.error("presence.hide", {}) == 4007
+    assert not await PresenceSetting.objects.filter(user=users.alice).aexists()
+    # Everything else goes on as usual.
+    await alice.ok("message.send", {"room_id": room, "content": "still here"})

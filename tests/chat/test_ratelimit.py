@@ -80,6 +80,22 @@ async def test_redis_buckets_expire_once_full_again(redis_url):
         client.close()
 
 
+async def test_a_class_set_to_none_is_not_limited_and_costs_no_redis_call(redis_url):
+    limits = {"send": None, "typing": {"rate": 0.001, "burst": 1}}
+    rlimiter = RateLimiter(limits=lambda: limits, redis_url=redis_url)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert all([await rlimiter.allow(7, "send") for _ in range(100)])
+        assert client.keys(f"{KEY_PREFIX}*") == []  # no bucket was made for it
+        assert await rlimiter.allow(7, "typing")  # the other classes still hold
+        assert not await rlimiter.allow(7, "typing")
+        assert await rlimiter.allow(7, "manage")  # a class left out keeps its default
+        assert client.keys(f"{KEY_PREFIX}*") != []
+    finally:
+        await rlimiter.redis_buckets().close()
+        client.close()
+
+
 async def test_redis_down_answers_from_the_process_and_logs_once(caplog):
     dead = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
     rlimiter = RateLimiter(limits=lambda: {"send": {"rate": 0.001, "burst": 2}}, redis_url=dead)

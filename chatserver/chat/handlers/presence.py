@@ -6,7 +6,7 @@ The presence hub they talk to is delivery/presence.py.
 from channels.db import database_sync_to_async
 
 from ..conf import option
-from ..protocol import PRESENCE, PRESENCE_SETTING
+from ..protocol import ERROR_UNKNOWN_EVENT, PRESENCE, PRESENCE_SETTING, ProtocolError
 from ..services import presence as service
 from ..services.permissions import VIEW
 
@@ -17,9 +17,16 @@ set_hidden = database_sync_to_async(service.set_hidden)
 hidden_setting = database_sync_to_async(service.hidden_setting)
 
 
+def require_presence(conn):
+    """Presence switched off (``ENABLE_PRESENCE``): the socket has no hub to talk to."""
+    if conn.presence is None:
+        raise ProtocolError(ERROR_UNKNOWN_EVENT, "Presence is off on this server.")
+
+
 async def subscribe(conn, frame, data):
     """Watch a room's members (or every peer of one's rooms); the reply is their presence now,
     and changes follow as presence.dispatch frames."""
+    require_presence(conn)
     if "room_id" in data:
         await conn.require(data["room_id"], VIEW)
         user_ids = await room_members(data["room_id"], conn.user)
@@ -34,6 +41,7 @@ async def subscribe(conn, frame, data):
 
 
 async def unsubscribe(conn, frame, data):
+    require_presence(conn)
     conn.presence.unsubscribe(conn)
     await conn.reply(frame, PRESENCE, {"users": []})
 
@@ -41,6 +49,7 @@ async def unsubscribe(conn, frame, data):
 async def hide(conn, frame, data):
     """Hide or show one's presence; without ``hidden``, only tell whether it is hidden (a new
     socket learns the stored setting this way)."""
+    require_presence(conn)
     if "hidden" not in data:
         await conn.reply(frame, PRESENCE_SETTING, await hidden_setting(conn.user))
         return

@@ -210,8 +210,14 @@ class RateLimiter:
         self._redis_down_until = None  # clock value; None while Redis answers
 
     async def allow(self, user_id, event_class):
-        """Spend one token of the user's bucket for this class; False when it is empty."""
-        limit = self.limits().get(event_class) or DEFAULTS["RATE_LIMITS"][event_class]
+        """Spend one token of the user's bucket for this class; False when it is empty.
+
+        A class configured as ``None`` is not limited (a gateway in front limits it, or the
+        bench measures what the limiter costs): no bucket, no Redis call."""
+        limits = self.limits()
+        limit = limits.get(event_class, DEFAULTS["RATE_LIMITS"].get(event_class))
+        if limit is None:
+            return True
         rate, burst = float(limit["rate"]), float(limit["burst"])
         redis_buckets = self.redis_buckets()
         if redis_buckets is not None and not self._redis_resting():

@@ -162,7 +162,13 @@ async function showPresenceSetting() {
   try {
     const reply = await connection.request("presence.hide", {});
     $("presence-hidden").checked = reply.data.hidden;
+    $("presence-hidden").closest("label").hidden = false;
   } catch (error) {
+    // The server runs without presence (ENABLE_PRESENCE off): nothing to hide.
+    if (error instanceof RequestError && error.code === 4007) {
+      $("presence-hidden").closest("label").hidden = true;
+      return;
+    }
     flash(`Could not read the presence setting: ${error.message}`);
   }
 }
