@@ -12,6 +12,8 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.utils import timezone
 
+from .delivery.fanout import user_group
+from .delivery.localgroups import local_groups
 from .models import Session
 from .protocol import CLOSE_HEARTBEAT_EXPIRED, CLOSE_SERVER_REQUEST
 from .reconnect import drop_dead_connections, refused_while_lost
@@ -19,19 +21,6 @@ from .storage.call_queue import Batcher
 
 # Message type a consumer handles by closing its socket (see ChatConsumer.session_close).
 SESSION_CLOSE = "session.close"
-
-
-def open_session_sync(user, channel_name):
-    """Record a new connection: one INSERT (channel names are never reused)."""
-    return Session.objects.create(
-        user=user, channel_name=channel_name, last_heartbeat=timezone.now()
-    )
-
-
-def open_session_count_sync(user_id):
-    """Sockets the user has open on every daemon (rows of a crashed daemon count until the
-    sweeper closes them, INACTIVITY_THRESHOLD later)."""
-    return Session.objects.filter(user_id=user_id, closed_at__isnull=True).count()
 
 
 @refused_while_lost  # a heartbeat while the database is away: 4503
@@ -118,8 +107,6 @@ def close_message(user_id, code, channel_names=None):
     """The group message that closes a user's sockets (on every daemon: the user's group), or
     only those named by ``channel_names``. A socket has no layer channel of its own
     (ChatConsumer.__call__): its user's group is how a message reaches it."""
-    from .delivery.fanout import user_group  # delivery imports storage, which imports us
-
     message = {"type": SESSION_CLOSE, "group": user_group(user_id), "code": code}
     if channel_names is not None:
         message["channels"] = list(channel_names)
@@ -134,8 +121,6 @@ async def expire_silent_sessions(threshold_seconds, now=None, channel_layer=None
     Returns the number of sessions expired.
     """
     now = now or timezone.now()
-    from .delivery.localgroups import local_groups
-
     by_user = await _claim_expired(now - timedelta(seconds=threshold_seconds), now)
     groups = local_groups(channel_layer or get_channel_layer())
     for user_id, channel_names in by_user.items():
@@ -163,8 +148,6 @@ def open_sessions_of(user_id):
 
 async def disconnect_user(user_id, code=CLOSE_SERVER_REQUEST, channel_layer=None):
     """Close every open socket of a user; returns how many were told to close."""
-    from .delivery.localgroups import local_groups
-
     sessions = await open_sessions_of(user_id)
     if sessions:
         groups = local_groups(channel_layer or get_channel_layer())

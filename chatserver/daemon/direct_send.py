@@ -21,7 +21,6 @@ follows it, and the stream stays valid.
 """
 
 import asyncio
-from collections import deque
 
 from twisted.logger import Logger
 
@@ -143,7 +142,7 @@ class DirectFrames:
             return
         ends = self._frame_ends
         if ends is None:
-            ends = self._frame_ends = deque()
+            ends = self._frame_ends = []  # a short list: a deque's block is 760 bytes
         if mid_frame:  # the kernel took the start of this frame; everything before is sent
             ends.clear()
             self._last_end = None
@@ -153,9 +152,18 @@ class DirectFrames:
         if unsent + wire.autobahn_queue_bytes(self) > self.max_send_buffer:
             self.close_slow_reader(unsent)
             return
-        sent = self._handed - unsent
-        while ends and ends[0] <= sent:
-            self._last_end = ends.popleft()
+        self._forget_sent(ends, self._handed - unsent)
+        if not ends:
+            self._frame_ends = None
+
+    def _forget_sent(self, ends, sent):
+        """Drop the frame ends the kernel has taken (those up to ``sent`` bytes)."""
+        taken = 0
+        while taken < len(ends) and ends[taken] <= sent:
+            taken += 1
+        if taken:
+            self._last_end = ends[taken - 1]
+            del ends[:taken]
 
     def close_slow_reader(self, unsent):
         """Drop what the socket holds unsent, keeping the rest of a frame the kernel has in
@@ -164,9 +172,8 @@ class DirectFrames:
         self._closed_as_slow = True
         transport = self.transport
         sent = self._handed - unsent
-        ends = self._frame_ends or deque()
-        while ends and ends[0] <= sent:
-            self._last_end = ends.popleft()
+        ends = self._frame_ends or []
+        self._forget_sent(ends, sent)
         keep = 0 if self._last_end == sent else (ends[0] - sent if ends else -1)
         dropped = unsent - max(keep, 0)
         # Writes, not frames: a write joins the frames of one loop pass (close enough to count).

@@ -33,11 +33,9 @@ pytestmark = pytest.mark.timeout(300)
 PROBE = Path(__file__).with_name("memory_probe.py")
 WARM = 10  # sockets connected before tracing starts (first-use caches, imports)
 SOCKETS = 200
-# Traced KiB per idle socket at SOCKETS: 39.5-39.8 before the slimming of issue 16, 32.3-32.6
-# with the lighter application queue and the handshake dropped, 27.9 with the upgraded HTTP
-# channel released too, 23.2 without a layer channel per socket (runs agree within 1%). The
-# bound leaves room for noise, not for a regression.
-MAX_KIB_PER_SOCKET = 26.0
+# Traced KiB per idle socket: what each change bought is in docs/performance.md ("Memory per
+# idle socket"). The bound leaves room for noise (runs agree within 1%), not for a regression.
+MAX_KIB_PER_SOCKET = 22.0
 
 
 class ManholeDaemon:

@@ -78,18 +78,30 @@ class TokenAuthMiddleware:
         self.cookie_auth = AuthMiddlewareStack(inner)
 
     async def __call__(self, scope, receive, send):
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        tokens = query.get("token")
-        if not tokens:
+        token = _token_of(scope)
+        if token is None:
             return await self.cookie_auth(scope, receive, send)
-        try:
-            claims = decode(tokens[0])
-        except InvalidToken:
-            user, family = AnonymousUser(), None
-        else:
-            user, family = await _token_user(claims), claims.get("fid")
+        # This frame lives as long as the socket: it keeps the answer, not the token and its
+        # claims (tests/daemon/test_memory_per_socket.py).
+        user, family = await _authenticate(token)
+        del token
         scope = dict(scope, user=user, auth_method="token", token_family=family)
         return await self.inner(scope, receive, send)
+
+
+def _token_of(scope):
+    """The ``?token=`` of the handshake, or None."""
+    tokens = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token")
+    return tokens[0] if tokens else None
+
+
+async def _authenticate(token):
+    """``(user, token family)``: AnonymousUser for a token that is invalid, expired or revoked."""
+    try:
+        claims = decode(token)
+    except InvalidToken:
+        return AnonymousUser(), None
+    return await _token_user(claims), claims.get("fid")
 
 
 def TokenAuthMiddlewareStack(inner):  # noqa: N802 - named like Channels' AuthMiddlewareStack

@@ -57,7 +57,11 @@ class LocalGroups:
         self.refresh_interval = refresh_interval
         self.members = defaultdict(set)  # group -> local consumers
         self.channel = None
-        self._subscribed = {}  # group -> Future of its group_add
+        self._subscribed = {}  # group -> Future of its group_add (self._done once it is done)
+        # One finished future stands for every finished group_add: an idle socket's own group
+        # keeps no Task of its own alive.
+        self._done = self.loop.create_future()
+        self._done.set_result(None)
         # A group whose last local member left stays subscribed ``linger`` seconds: sockets that
         # drop and come back (a network blip, a reconnect storm) cost no layer operation.
         self.linger = linger
@@ -138,6 +142,8 @@ class LocalGroups:
             if self._subscribed.get(group) is subscribed:
                 del self._subscribed[group]  # let the next add retry
             raise
+        if self._subscribed.get(group) is subscribed:
+            self._subscribed[group] = self._done
 
     async def _group_add(self, group):
         channel = await self._ensure_channel()

@@ -9,9 +9,9 @@ queries per batch plus one seq UPDATE per room.
 
 from channels.db import database_sync_to_async
 from django.db import transaction
+from django.utils import timezone
 
-from .. import sessions
-from ..models import Message, Room, RoomEvent
+from ..models import Message, Room, RoomEvent, Session
 from ..reconnect import refused_while_lost
 from ..services import eventlog
 from ..services import rooms as room_service
@@ -74,8 +74,10 @@ class OrmConnectState(ConnectState):
 def opened_now(user, channel_name, with_notifications):
     """``ConnectState.opened`` in this thread: the session INSERT, the open-socket count, the
     rooms with their unread flag, and the summary only when something is unread."""
-    sessions.open_session_sync(user, channel_name)
-    open_sockets = sessions.open_session_count_sync(user.pk)
+    # One INSERT (channel names are never reused), then the user's open sockets on every
+    # daemon (rows of a crashed daemon count until the sweeper closes them).
+    Session.objects.create(user=user, channel_name=channel_name, last_heartbeat=timezone.now())
+    open_sockets = Session.objects.filter(user_id=user.pk, closed_at__isnull=True).count()
     rooms = room_service.rooms_with_unread_flag(user)
     room_ids = [room_id for room_id, _ in rooms]
     if not with_notifications:
