@@ -259,6 +259,7 @@ class EmbeddedServer(Server):
             for name in wire.config_attributes(ChatWebSocketProtocol)
         }
         options["max_send_buffer"] = option("MAX_SEND_BUFFER_BYTES")
+        wire.lazy_config_dump()
         self.ws_factory.protocol = type("ChatWebSocketProtocol", (ChatWebSocketProtocol,), options)
 
     def create_application(self, protocol, scope):

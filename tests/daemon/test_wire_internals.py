@@ -111,3 +111,16 @@ def test_prepared_frames_are_the_bytes_on_the_wire(instances):
     assert wire.wire_bytes(prepared) == b"\x81\x01x"  # FIN + text, unmasked, length 1
     binary = wire.prepare(instances["autobahn WebSocketServerFactory"], b"", binary=True)
     assert wire.wire_bytes(binary) == b"\x82\x00"
+
+
+def test_autobahn_formats_its_options_only_for_a_line_that_is_written():
+    import inspect
+    import pprint
+
+    from autobahn.websocket import protocol
+
+    # What lazy_config_dump replaces is still what every connection calls.
+    assert "pformat(configAttrLog)" in inspect.getsource(protocol.WebSocketProtocol._connectionMade)
+    wire.lazy_config_dump()
+    options = [("openHandshakeTimeout", 5, "ChatWebSocketProtocol"), ("autoPingSize", 4, "x")]
+    assert f"\n{protocol.pformat(options)}" == "\n" + pprint.pformat(options)
