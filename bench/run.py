@@ -888,8 +888,7 @@ def run_server(server, ctx, deadline, log_dir):
     p = ctx.params
     suffix = f"-round{ctx.round}" if ctx.round > 1 else ""
     # The tree may change between servers (others commit while a long run goes on): record it.
-    revision = getattr(server, "revision", None)
-    revision = revision or (ctx.snapshot_revision if ctx.snapshot else git_revision())
+    revision = server.revision or (ctx.snapshot_revision if ctx.snapshot else git_revision())
     record = {"label": server.label, "scenarios": {}, "error": None, "git": revision}
     sock = str(ctx.workdir / f"{server.key}.sock")
     if server.flavor == "ref" and not (REF_VENV / "bin" / "daphne").exists():
@@ -1235,6 +1234,7 @@ def main(argv=None):
     started = time.monotonic()
     deadline = started + params.max_minutes * 60
     workdir = Path(tempfile.mkdtemp(prefix="chatbench-"))
+    servers = dict(SERVERS)  # and the run's daemon@REV servers (--against)
     use_pg = not args.smoke and not args.sqlite and any(SERVERS[k].needs_postgres for k in keys)
     use_redis = not args.smoke and any(SERVERS[k].needs_redis for k in keys)
     results = {
@@ -1290,7 +1290,7 @@ def main(argv=None):
         for revision in filter(None, args.against.split(",")):
             source, short = export_snapshot(workdir, revision, f"src-{revision}")
             server = DaemonAt(source, short)
-            SERVERS[server.key] = server
+            servers[server.key] = server
             keys.append(server.key)
         ctx.out = out
         ctx.py_spy = args.py_spy
@@ -1304,7 +1304,7 @@ def main(argv=None):
             for key in keys if round_no % 2 else keys[::-1]:
                 of = f" (round {round_no} of {params.rounds})" if params.rounds > 1 else ""
                 print(f"== {key}{of}", file=sys.stderr, flush=True)
-                record = run_server(SERVERS[key], ctx, deadline, out)
+                record = run_server(servers[key], ctx, deadline, out)
                 merge_round(results["servers"], key, record, round_no)
                 (out / "results.json").write_text(json.dumps(results, indent=1))
     finally:

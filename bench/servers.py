@@ -48,6 +48,8 @@ class Server:
     # CHATSERVER_CHANNEL_LAYER for "ours": None = the production default, "baseline" = --layer.
     layer: str | None = None
     notes: list = field(default_factory=list)
+    # The git revision of the code it runs, when not the tree's (daemon@REV).
+    revision: str | None = None
 
     def argv(self, sock, ctx):
         raise NotImplementedError
@@ -88,12 +90,14 @@ class DaemonAt(Daemon):
     before/after in one run, on the same machine, database and load client."""
 
     def __init__(self, source, revision):
-        super().__init__(f"daemon@{revision}", f"(a) daemon at {revision}", "ours")
-        self.source, self.revision = source, revision
+        super().__init__(
+            f"daemon@{revision}", f"(a) daemon at {revision}", "ours", revision=revision
+        )
+        self.source = source
 
     def env(self, ctx):
         env = super().env(ctx)
-        env["PYTHONPATH"] = f"{self.source}:{REPO}"
+        env["PYTHONPATH"] = f"{self.source}:{env['PYTHONPATH']}"  # ahead of the tree's code
         return env
 
 

@@ -215,7 +215,9 @@ class RateLimiter:
         A class configured as ``None`` is not limited (a gateway in front limits it, or the
         bench measures what the limiter costs): no bucket, no Redis call."""
         limits = self.limits()
-        limit = limits.get(event_class, DEFAULTS["RATE_LIMITS"].get(event_class))
+        limit = (
+            limits[event_class] if event_class in limits else DEFAULTS["RATE_LIMITS"][event_class]
+        )
         if limit is None:
             return True
         rate, burst = float(limit["rate"]), float(limit["burst"])
