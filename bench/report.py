@@ -229,7 +229,7 @@ def steps_table(results, keys):
                     f"{fmt(step.get('sent_per_s'))} | {fmt(step.get('p50_ms'))} | "
                     f"{fmt(step.get('p99_ms'))} | {step.get('lost')} | "
                     f"{fmt(step.get('server_cpu'))} | {fmt(step.get('send_lag_p99_ms'))} | "
-                    f"{'yes' if step.get('ok') else 'no'} |"
+                    f"{'warm-up' if step.get('warmup') else 'yes' if step.get('ok') else 'no'} |"
                 )
     return lines
 

@@ -72,6 +72,11 @@ class Params:
         default_factory=lambda: [250, 500, 1000, 1500, 2000, 3000, 4000, 5000, 6000, 8000, 10000]
     )
     small_step_seconds: float = 5.0
+    # A production daemon's sockets are long-lived: before the measured steps, the members
+    # send at the first rate for at least this long and until each has sent once (its access
+    # to the room loaded, as after any first message), recorded in the steps as a warm-up and
+    # never deciding the result.
+    small_warmup_seconds: float = 5.0
     small_p99_ms: float = 100.0
     # Reconnect storm: clients in storm_rooms_each rooms of storm_room_size, all dropped at once,
     # back with a jittered wait (0..storm_jitter s) and session.resume.
@@ -114,6 +119,7 @@ class Params:
             small_groups=2,
             small_rates=[20, 40],
             small_step_seconds=0.5,
+            small_warmup_seconds=0.5,
             storm_clients=10,
             storm_room_size=5,
             storm_backlog=2,
@@ -547,6 +553,13 @@ class Runner:
             if conn["failed"]:
                 raise BenchError(f"{conn['failed']} of {senders} users failed to connect")
             steps, best = [], 0
+            if self.p.small_warmup_seconds > 0:
+                rate = self.p.small_rates[0]
+                seconds = max(self.p.small_warmup_seconds, senders / rate)
+                warmup = self.open_loop_step(sender_parts, rate, senders, seconds)
+                steps.append({**warmup, "warmup": True})
+                print(f"    warm-up at {warmup['rate']}/s: p99 {warmup['p99_ms']} ms",
+                      file=sys.stderr, flush=True)  # fmt: skip
             for rate in self.p.small_rates:
                 step = self.open_loop_step(sender_parts, rate, senders)
                 steps.append(step)
@@ -566,10 +579,10 @@ class Runner:
         finally:
             self.close_all()
 
-    def open_loop_step(self, sender_parts, rate, slots):
+    def open_loop_step(self, sender_parts, rate, slots, duration=None):
         self.check_alive()
         settle(self.pid, max_wait=10)
-        duration = self.p.small_step_seconds
+        duration = duration or self.p.small_step_seconds
         t_start = time.monotonic() + 0.3
         rep_id = self.next_rep()
         clients0, host0 = self.client_cpu(), host_cpu_ticks()
@@ -1154,6 +1167,9 @@ def main(argv=None):
         "--small-rates", help="comma-separated open-loop rates (messages/s), stepped up in order"
     )
     parser.add_argument("--small-step-seconds", type=float, help="seconds of each open-loop step")
+    parser.add_argument(
+        "--small-warmup-seconds", type=float, help="unmeasured warm-up before the steps (0: none)"
+    )
     parser.add_argument("--storm-clients", type=int, help="reconnect-storm clients (0: none)")
     parser.add_argument("--storm-jitter", type=float, help="reconnect wait 0..N s, per client")
     parser.add_argument(
@@ -1203,6 +1219,7 @@ def main(argv=None):
         "max_minutes",
         "small_groups",
         "small_step_seconds",
+        "small_warmup_seconds",
         "storm_clients",
         "storm_jitter",
     ):

@@ -20,10 +20,9 @@ DEFAULTS = {
     # Bytes of messages or events in one room.messages or session.resume answer, roughly; a
     # longer answer stops early with has_more and the client pages on.
     "MAX_ANSWER_BYTES": 1024 * 1024,
-    # Seconds between re-assertions of this process's group memberships in the channel layer,
-    # so a Redis restart or the layer's group expiry never silently stops broadcasts.
+    # Seconds between re-assertions of this process's subscription in the channel layer, so a
+    # Redis restart or the layer's group expiry never silently stops broadcasts.
     "GROUP_REFRESH_INTERVAL": 30,
-    "GROUP_LINGER_SECONDS": 15,
     # message.sends one connection may have stored ahead of their answers; past it the
     # consumer waits for them before it reads the next frame.
     "MAX_PIPELINED_SENDS": 100,

@@ -53,8 +53,9 @@ def redis_hosts(url):
     """One channels-redis host entry for ``url``.
 
     redis-py 8 defaults to a 5 s socket timeout, but channels-redis blocks in BZPOPMIN for 5 s,
-    so idle sockets would die with 1011: the timeout is disabled. The pool is sized for connect
-    storms (every connect does a group_add) and can be raised with CHATSERVER_REDIS_MAX_CONNECTIONS.
+    so idle sockets would die with 1011: the timeout is disabled. The pool bounds the connections a
+    process opens to Redis (the rate limiter's and presence's calls run concurrently); it can be
+    raised with CHATSERVER_REDIS_MAX_CONNECTIONS.
     """
     return [
         {

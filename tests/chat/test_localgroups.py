@@ -1,4 +1,4 @@
-"""Process-local groups: one layer subscription per process, direct prepared frames, healing."""
+"""Process-local groups: one layer group for every process, direct prepared frames, healing."""
 
 import asyncio
 
@@ -8,7 +8,7 @@ from channels_redis.core import RedisChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
 from chatserver.chat.delivery.fanout import ROOM_EVENT
-from chatserver.chat.delivery.localgroups import LAYER_BATCH, LocalGroups, unbatched
+from chatserver.chat.delivery.localgroups import BUS, LAYER_BATCH, LocalGroups, unbatched
 
 from .races import wait_for
 
@@ -77,45 +77,62 @@ def room_message(text, room_id=1):
     return {"type": ROOM_EVENT, "group": f"room.{room_id}", "room_id": room_id, "text": text}
 
 
-async def test_a_group_left_and_joined_again_within_the_linger_costs_no_layer_call():
-    """Sockets that drop and come back (a reconnect storm) keep the process's subscription:
-    no group_discard and no group_add; a group nobody rejoins is left after the linger."""
+async def test_groups_cost_one_layer_subscription_per_process_whatever_joins_and_leaves():
+    """Sockets joining and leaving rooms (a reconnect storm) ask the layer nothing: the process
+    is in the one group every process is in from its first add until it closes."""
     layer = CountingLayer()
-    groups = LocalGroups(layer, linger=0.3)
-    first, again = Member("a"), Member("a again")
-    await groups.add("room.1", first)
-    await groups.add("room.2", first)
-    assert layer.calls == ["group_add", "group_add"]
-    await groups.discard("room.1", first)
-    await groups.discard("room.2", first)
-    await groups.add("room.1", again)  # back before the linger ends
-    assert layer.calls == ["group_add", "group_add"]
-    await layer.group_send("room.1", room_message("hello"))
-    await wait_for(lambda: again.sent)
-    assert again.sent == ["hello"] and not first.sent
-    await wait_for(lambda: not layer.groups.get("room.2"))
-    assert layer.calls == ["group_add", "group_add", "group_discard"]
-    assert list(layer.groups["room.1"]) == [groups.channel]
-    await groups.close()
-    assert not layer.groups.get("room.1")
-
-
-async def test_one_layer_subscription_per_group_and_process():
-    layer = InMemoryChannelLayer()
     groups = LocalGroups(layer)
     first, second = Member("a"), Member("b")
     await groups.add("room.1", first)
     await groups.add("room.1", second)
-    assert list(layer.groups["room.1"]) == [groups.channel]
-
-    await layer.group_send("room.1", room_message("hello"))
-    await wait_for(lambda: first.sent and second.sent)
-    assert first.sent == second.sent == ["hello"]
-
+    await groups.add("user.7", first)
     await groups.discard("room.1", first)
-    assert "room.1" in layer.groups  # still one local member
-    await groups.discard("room.1", second)
-    assert not layer.groups.get("room.1")
+    await groups.discard("user.7", first)
+    await groups.add("room.2", Member("c", room_id=2))
+    assert layer.calls == ["group_add"]
+    assert list(layer.groups[BUS]) == [groups.channel] and set(layer.groups) == {BUS}
+    assert set(groups.members) == {"room.1", "room.2"} and groups.members["room.1"] == {second}
+
+    await layer.group_send(BUS, room_message("hello"))  # as another process publishes
+    await wait_for(lambda: second.sent)
+    assert second.sent == ["hello"] and not first.sent
+    await groups.close()
+    assert layer.calls == ["group_add", "group_discard"] and not layer.groups.get(BUS)
+
+
+async def test_a_failed_subscription_is_raised_and_the_next_add_tries_again():
+    class FlakyLayer(CountingLayer):
+        failures = 1
+
+        async def group_add(self, group, channel):
+            if self.failures:
+                self.failures -= 1
+                raise ConnectionError("redis is not there yet")
+            await super().group_add(group, channel)
+
+    layer = FlakyLayer()
+    groups = LocalGroups(layer)
+    member = Member("a")
+    with pytest.raises(ConnectionError):
+        await groups.add("room.1", member)
+    await groups.add("room.1", member)
+    assert list(layer.groups[BUS]) == [groups.channel]
+    await layer.group_send(BUS, room_message("now subscribed"))
+    await wait_for(lambda: member.sent)
+    await groups.close()
+
+
+async def test_a_process_hands_a_group_message_only_to_that_groups_members():
+    layer = InMemoryChannelLayer()
+    groups = LocalGroups(layer)
+    in_room, elsewhere = Member("a"), Member("b", room_id=2)
+    await groups.add("room.1", in_room)
+    await groups.add("room.2", elsewhere)
+    await layer.group_send(BUS, room_message("hello"))
+    await layer.group_send(BUS, room_message("nobody here", room_id=3))
+    await layer.group_send(BUS, room_message("to room 2", room_id=2))
+    await wait_for(lambda: elsewhere.sent)
+    assert in_room.sent == ["hello"] and elsewhere.sent == ["to room 2"]
     await groups.close()
 
 
@@ -146,23 +163,23 @@ async def test_other_group_messages_call_the_member_handler_in_order(count):
     await groups.add("user.7", member)
     messages = [{"type": "user.event", "group": "user.7", "text": f"m{i}"} for i in range(count)]
     if count == 1:
-        await layer.group_send("user.7", messages[0])
+        await layer.group_send(BUS, messages[0])
     else:
-        batch = {"type": LAYER_BATCH, "group": "user.7", "publisher": "elsewhere"}
-        await layer.group_send("user.7", {**batch, "messages": messages})
+        batch = {"type": LAYER_BATCH, "group": BUS, "publisher": "elsewhere"}
+        await layer.group_send(BUS, {**batch, "messages": messages})
     await wait_for(lambda: len(member.user_events) == count)
     assert member.user_events == [message["text"] for message in messages]
     await groups.close()
 
 
-async def test_refresh_heals_a_layer_that_forgot_the_group():
+async def test_refresh_heals_a_layer_that_forgot_the_process():
     layer = InMemoryChannelLayer()
     groups = LocalGroups(layer, refresh_interval=0.05)
     member = Member("a")
     await groups.add("room.1", member)
     layer.groups.clear()  # what a Redis restart or group expiry does to the layer's state
-    await wait_for(lambda: "room.1" in layer.groups)
-    await layer.group_send("room.1", room_message("after the restart"))
+    await wait_for(lambda: BUS in layer.groups)
+    await layer.group_send(BUS, room_message("after the restart"))
     await wait_for(lambda: member.sent)
     assert member.sent == ["after the restart"]
     await groups.close()
@@ -180,56 +197,17 @@ async def test_each_process_gets_a_redis_group_message_once(redis_url, layer_cla
         for member in local_members:
             await groups.add("room.1", member)
 
-    await layers[0].group_send("room.1", room_message("across processes"))
+    await layers[0].group_send(BUS, room_message("across processes"))
     everyone = [m for local in members for m in local]
     await wait_for(lambda: all(m.sent for m in everyone))
     assert all(m.sent == ["across processes"] for m in everyone)
     if layer_class is RedisChannelLayer:  # one layer delivery per process, not per member
-        group_key = layers[0]._group_key("room.1")
+        group_key = layers[0]._group_key(BUS)
         assert len(await layers[0].connection(0).zrange(group_key, 0, -1)) == 2
 
     for groups, layer in zip(processes, layers, strict=True):
         await groups.close()
         await layer.flush()
-
-
-def test_group_operations_leave_half_the_redis_pool_free():
-    from chatserver.chat.delivery.localgroups import concurrent_ops_for
-
-    def redis_layer(size):
-        return RedisChannelLayer(
-            hosts=[{"address": "redis://127.0.0.1:1", "max_connections": size}]
-        )
-
-    assert concurrent_ops_for(redis_layer(4)) == 2
-    assert concurrent_ops_for(redis_layer(1)) == 1
-    assert concurrent_ops_for(redis_layer(1000)) == 32
-    assert concurrent_ops_for(InMemoryChannelLayer()) == 32
-
-
-async def test_a_join_during_the_last_leave_keeps_the_subscription():
-    class SlowDiscardLayer(InMemoryChannelLayer):
-        def __init__(self):
-            super().__init__()
-            self.release = asyncio.Event()
-
-        async def group_discard(self, group, channel):
-            await self.release.wait()  # the discard reaches the layer after the new join
-            await super().group_discard(group, channel)
-
-    layer = SlowDiscardLayer()
-    groups = LocalGroups(layer)
-    leaving, joining = Member("leaving"), Member("joining")
-    await groups.add("room.1", leaving)
-    discard = asyncio.ensure_future(groups.discard("room.1", leaving))
-    await asyncio.sleep(0)
-    await groups.add("room.1", joining)
-    layer.release.set()
-    await discard
-    assert list(layer.groups["room.1"]) == [groups.channel]
-    await layer.group_send("room.1", room_message("still subscribed"))
-    await wait_for(lambda: joining.sent)
-    await groups.close()
 
 
 class HeldLayer(InMemoryChannelLayer):
@@ -255,7 +233,7 @@ async def test_publish_reaches_local_members_before_the_layer_and_only_once():
     assert member.sent == ["now"] and not publishing.done()  # the layer has not sent it yet
     layer.release.set()
     await publishing
-    await layer.group_send("room.1", room_message("later"))  # arrives after the layer's copy
+    await layer.group_send(BUS, room_message("later"))  # arrives after the layer's copy
     await wait_for(lambda: len(member.sent) == 2)
     assert member.sent == ["now", "later"]  # the copy the layer brought back was skipped
     assert other_room.sent == []
@@ -306,20 +284,19 @@ async def test_publish_hands_other_messages_to_local_handlers_in_publish_order()
 
 class RecordingLayer(InMemoryChannelLayer):
     """Records the texts the layer was given, in order, and the texts of each send; the first
-    send, and any with a text named slow, take longest."""
+    send takes longest."""
 
-    def __init__(self, fail=(), slow=()):
+    def __init__(self, fail=()):
         super().__init__()
         self.texts = []
         self.sends = []
         self.fail = set(fail)
-        self.slow = set(slow)
         self.started = False
 
     async def group_send(self, group, message):
         texts = [each["text"] for each in unbatched(message)]
         first, self.started = not self.started, True
-        await asyncio.sleep(0.05 if first or self.slow.intersection(texts) else 0)
+        await asyncio.sleep(0.05 if first else 0)
         if self.fail.intersection(texts):
             raise ConnectionError("redis is gone")
         self.texts += texts
@@ -349,16 +326,16 @@ async def test_the_layer_gets_messages_in_publish_order():
     await groups.close()
 
 
-async def test_one_rooms_slow_send_does_not_hold_up_another_room():
-    layer = RecordingLayer(slow={"slow"})
+async def test_what_several_rooms_publish_meanwhile_leaves_as_one_layer_send():
+    layer = RecordingLayer()
     groups = LocalGroups(layer)
     await groups.add("room.1", Member("a"))
     await groups.add("room.2", Member("b", room_id=2))
-    await groups.publish(room_message("slow"), wait=False)
-    await groups.publish(room_message("next in room 1"), wait=False)
+    await groups.publish(room_message("first"), wait=False)
+    await groups.publish(room_message("room 1"), wait=False)
     await groups.publish(room_message("room 2", room_id=2), wait=False)
-    await wait_for(lambda: len(layer.texts) == 3)
-    assert layer.texts == ["room 2", "slow", "next in room 1"]
+    await groups.publish({"type": "user.event", "group": "user.7", "text": "user 7"})
+    assert layer.sends == [["first"], ["room 1", "room 2", "user 7"]]
     await groups.close()
 
 

@@ -171,6 +171,8 @@ async def test_presence_travels_between_daemons_through_redis_pubsub(
 ):
     from channels_redis.pubsub import RedisPubSubChannelLayer
 
+    from chatserver.chat.delivery.localgroups import send_to_every_process
+
     bob = await connect(users.bob)
     await bob.ok("presence.subscribe", {"room_id": room})
     alice = await connect(users.alice)  # on this daemon
@@ -181,10 +183,12 @@ async def test_presence_travels_between_daemons_through_redis_pubsub(
     group = f"presence.{users.carol.pk}"
     message = {"type": "presence.changed", "group": group, "user_id": users.carol.pk}
     try:
-        await other_daemon.group_send(group, {**message, "status": "online", "daemon": "d2"})
+        online = {**message, "status": "online", "daemon": "d2"}
+        await send_to_every_process(other_daemon, online)
         await changes_until(bob, status(users.carol, "online"))
         seen = "2030-01-01T12:00:00+00:00"
-        await other_daemon.group_send(group, {**message, "status": "offline", "last_seen": seen})
+        offline = {**message, "status": "offline", "last_seen": seen}
+        await send_to_every_process(other_daemon, offline)
         _, latest = await changes_until(bob, status(users.carol, "offline"))
         assert latest[users.carol.pk]["last_seen"] == seen
     finally:
@@ -202,27 +206,29 @@ async def test_a_daemon_says_its_word_again_after_a_stale_offline(
     say online again, for the subscribers on every daemon."""
     from channels_redis.pubsub import RedisPubSubChannelLayer
 
-    from chatserver.chat.delivery.localgroups import unbatched
+    from chatserver.chat.delivery.localgroups import BUS, send_to_every_process, unbatched
 
     other_daemon = RedisPubSubChannelLayer(**pubsub_layer["CONFIG"])
     group = f"presence.{users.alice.pk}"
     hubs = "presence.hubs"
     listening = await other_daemon.new_channel()
-    await other_daemon.group_add(group, listening)  # as a daemon with a subscriber would
+    await other_daemon.group_add(BUS, listening)  # as every daemon is
 
     async def next_word_from_here():
         while True:
             message = await asyncio.wait_for(other_daemon.receive(listening), 10)
             for each in unbatched(message):
-                if each["daemon"] != "d2":  # not the other daemon's own, which comes back
+                # Only alice's presence, and not the other daemon's own word, which comes back.
+                if each.get("group") == group and each["daemon"] != "d2":
                     return each["type"], each["user_id"], each["status"]
 
     try:
         await connect(users.alice)  # here
         assert await next_word_from_here() == ("presence.changed", users.alice.pk, "online")
         stale = {"group": group, "user_id": users.alice.pk, "status": "offline", "daemon": "d2"}
-        await other_daemon.group_send(group, {"type": "presence.changed", **stale})
-        await other_daemon.group_send(hubs, {**stale, "type": "presence.recount", "group": hubs})
+        await send_to_every_process(other_daemon, {"type": "presence.changed", **stale})
+        recount = {**stale, "type": "presence.recount", "group": hubs}
+        await send_to_every_process(other_daemon, recount)
         assert await next_word_from_here() == ("presence.changed", users.alice.pk, "online")
     finally:
         await other_daemon.flush()

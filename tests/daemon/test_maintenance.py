@@ -122,11 +122,11 @@ async def test_sweeper_closes_only_silent_sessions(user, settings):
 
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     from chatserver.chat.delivery.fanout import user_group
-    from chatserver.chat.delivery.localgroups import unbatched
+    from chatserver.chat.delivery.localgroups import BUS, unbatched
 
     layer = get_channel_layer()
-    another_daemon = await layer.new_channel()  # hears the user's group, as a daemon does
-    await layer.group_add(user_group(user.pk), another_daemon)
+    another_daemon = await layer.new_channel()  # hears every group message, as a daemon does
+    await layer.group_add(BUS, another_daemon)
     silent, lively = "socket.silent", "socket.lively"
     await sync_to_async(make_session)(user, silent, silent_for=120)
     await sync_to_async(make_session)(user, lively, silent_for=5)
@@ -137,6 +137,7 @@ async def test_sweeper_closes_only_silent_sessions(user, settings):
 
     (told,) = unbatched(await asyncio.wait_for(layer.receive(another_daemon), 5))
     assert told["type"] == "session.close" and told["code"] == CLOSE_HEARTBEAT_EXPIRED
+    assert told["group"] == user_group(user.pk)
     assert told["channels"] == [silent]  # the lively socket of the same user stays open
     rows = {
         s.channel_name: s async for s in Session.objects.filter(channel_name__in=[silent, lively])

@@ -2,8 +2,9 @@
 
 A password change, a deactivation or a deleted user closes every socket of that user; a logout
 or a reused refresh token closes the sockets opened with that token family's access tokens. The
-close travels as a ``session.close`` group message to the user's group, which every daemon
-holding one of the user's sockets subscribes to (localgroups.py), so it needs no session rows.
+close travels as a ``session.close`` group message to the user's group, which every daemon's
+local groups hear and hand to the sockets of that user they hold (localgroups.py), so it needs
+no session rows.
 Tokens themselves are refused where they are read (tokens.py); this only ends what is open.
 """
 
@@ -15,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..delivery.fanout import user_group
+from ..delivery.localgroups import send_to_every_process
 from ..protocol import CLOSE_UNAUTHENTICATED
 from ..sessions import SESSION_CLOSE
 
@@ -32,7 +34,7 @@ def _close(user_id, family_id=None):
     if family_id is not None:
         message["family"] = str(family_id)
     try:
-        async_to_sync(layer.group_send)(group, message)
+        async_to_sync(send_to_every_process)(layer, message)
     except Exception:  # the tokens are refused all the same; the sockets close at expiry
         logger.exception("could not tell user %s's sockets to close", user_id)
 

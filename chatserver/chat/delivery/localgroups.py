@@ -1,23 +1,31 @@
-"""Process-local group membership: one channel-layer subscription per group and process.
+"""Process-local groups, and one channel-layer group that every process listens on.
 
 Channels' own groups put every consumer's channel in the layer, so a room broadcast is delivered
 once per member: one Redis list push and pop, one deserialisation and one handler dispatch (with
-a thread hop to close database connections) per socket. Here each process subscribes one channel
-of its own to a group when its first local consumer joins, and fans each message out to the local
-members itself. Room frames are written with the connection's direct sender when the server
-offers one (the daemon does: an Autobahn prepared frame, encoded once for every socket), else
-through the consumer's ordinary ``send``.
+a thread hop to close database connections) per socket. Here a process keeps its groups' members
+itself and the layer carries one group, ``BUS``: every process's channel is in it, and every
+group message goes through it to every process, which hands it to the members it has (none,
+often). Room frames are written with the connection's direct sender when the server offers one
+(the daemon does: an Autobahn prepared frame, encoded once for every socket), else through the
+consumer's ordinary ``send``.
 
-Messages leave for the layer through an outbox per group, so other processes get a room's
-messages in the order this one delivered them (groups do not wait for each other), and a request
-that does not need to know when the layer has them (a stored message's broadcast) does not wait
-a Redis round trip for it. What queued in an outbox while the previous send was in flight leaves
-as one layer message (``LAYER_BATCH``): a busy room costs a Redis round trip per batch, not per
-message, so the outbox keeps up with the rate the daemon stores messages at.
+One group for everything, as Phoenix.PubSub broadcasts to every node, is what makes the layer's
+cost independent of the number of rooms and sockets: joining or leaving a room costs no layer
+call (a reconnect storm asks Redis nothing for its groups), re-asserting the subscription after
+a Redis restart is one call, and what a process publishes during one loop pass leaves as one
+layer message (``LAYER_BATCH``), however many rooms it spans, one Redis round trip instead of
+one per room. The price is that every process reads every group message; with the few daemons
+one machine runs, that is one deserialisation per batch each.
 
-Group memberships in the layer are re-asserted every ``refresh_interval`` seconds, so a Redis
-restart or the layer's group expiry cannot silently drop a live socket from a room; a client that
-missed frames meanwhile sees a ``seq`` gap and resumes.
+Messages leave through one outbox, in publish order: the other processes get them in the order
+this one delivered them, and a request that does not need to know when the layer has them (a
+stored message's broadcast) does not wait a Redis round trip for it. What queued while the
+previous send was in flight leaves with the next one, so the outbox keeps up with the rate the
+daemon stores messages at.
+
+The subscription is re-asserted every ``refresh_interval`` seconds, so a Redis restart or the
+layer's group expiry cannot silently cut a process off; a client that missed frames meanwhile
+sees a ``seq`` gap and resumes.
 """
 
 import asyncio
@@ -33,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 ROOM_EVENT = "room.event"  # a pre-encoded room frame, written after ChatConsumer.wants_room_frame
 LAYER_BATCH = "localgroups.batch"  # several group messages in one layer message, in order
+BUS = "chatserver.processes"  # the one layer group: every process's channel is in it
 
 
 class LocalGroups:
@@ -40,39 +49,24 @@ class LocalGroups:
         self,
         layer,
         refresh_interval=30.0,
-        max_concurrent_ops=32,
         outbox_limit=1000,
         batch_limit=100,
         batch_bytes=256 * 1024,
-        linger=0.0,
     ):
         self.layer = layer
         self.id = uuid.uuid4().hex  # marks what this process publishes (see publish)
         # The loop it serves; holding it also keeps the loop's id from being reused by another
         # loop while this object sits in the registry (keyed by ids).
         self.loop = asyncio.get_running_loop()
-        # A connect storm must not open one Redis connection per connecting socket: the pool
-        # would overflow ("Too many connections"). Group changes queue here instead.
-        self._ops = asyncio.Semaphore(max_concurrent_ops)
         self.refresh_interval = refresh_interval
         self.members = defaultdict(set)  # group -> local consumers
         self.channel = None
-        self._subscribed = {}  # group -> Future of its group_add (self._done once it is done)
-        # One finished future stands for every finished group_add: an idle socket's own group
-        # keeps no Task of its own alive.
-        self._done = self.loop.create_future()
-        self._done.set_result(None)
-        # A group whose last local member left stays subscribed ``linger`` seconds: sockets that
-        # drop and come back (a network blip, a reconnect storm) cost no layer operation.
-        self.linger = linger
-        self._lingering = {}  # group -> TimerHandle of its delayed discard
-        self._leaving = set()  # discards started by a timer
+        self._joining = None  # Task of the bus subscription, until it succeeds
+        self._on_bus = False
         self._receiver = None
         self._refresher = None
-        self._channel_ready = None
-        self._outboxes = {}  # group -> deque of (message, future of its layer send), oldest first
-        self._outbox_tasks = set()
-        self._queued = 0  # messages in all outboxes
+        self._outbox = deque()  # (message, future of its layer send), oldest first
+        self._sender = None  # the Task sending the outbox, while it holds anything
         self._outbox_limit = outbox_limit
         self._batch_limit = batch_limit  # messages per layer message
         self._batch_bytes = batch_bytes  # ... and frame text per layer message, roughly
@@ -80,12 +74,11 @@ class LocalGroups:
     # -- membership ----------------------------------------------------------------------
 
     async def add(self, group, member):
-        """Add a consumer to a group; returns once this process receives the group's messages."""
+        """Add a consumer to a group; returns once this process receives group messages (at
+        once but for the process's first add, which subscribes it to the bus)."""
         self.members[group].add(member)
-        lingering = self._lingering.pop(group, None)
-        if lingering is not None:
-            lingering.cancel()  # still subscribed: nothing to ask the layer
-        await self._subscribe(group)
+        if not self._on_bus:
+            await self._join_bus()
 
     async def discard(self, group, member):
         members = self.members.get(group)
@@ -94,71 +87,25 @@ class LocalGroups:
         members.discard(member)
         if not members:
             del self.members[group]
-            if self.linger > 0 and group in self._subscribed:
-                self._lingering[group] = self.loop.call_later(
-                    self.linger, self._linger_ended, group
-                )
-                return
-            await self._leave(group)
 
-    def _linger_ended(self, group):
-        self._lingering.pop(group, None)
-        if self.members.get(group):
-            return
-        leaving = asyncio.ensure_future(self._leave(group))
-        self._leaving.add(leaving)
-        leaving.add_done_callback(self._left)
-
-    def _left(self, leaving):
-        self._leaving.discard(leaving)
-        if not leaving.cancelled() and leaving.exception() is not None:
-            error = leaving.exception()
-            logger.error(
-                "local groups: leaving a group failed",
-                exc_info=(type(error), error, error.__traceback__),
-            )
-
-    async def _leave(self, group):
-        """Unsubscribe this process from a group its last local member left."""
-        subscribed = self._subscribed.pop(group, None)
-        if subscribed is not None and self.channel is not None:
-            await asyncio.shield(subscribed)
-            async with self._ops:
-                with metrics.layer_group_discard.time():
-                    await self.layer.group_discard(group, self.channel)
-            if self.members.get(group):
-                # Someone joined while the discard was in flight, and their group_add may
-                # have reached the layer first: subscribe again, after the discard.
-                self._subscribed.pop(group, None)
-                await self._subscribe(group)
-
-    async def _subscribe(self, group):
-        subscribed = self._subscribed.get(group)
-        if subscribed is None:
-            subscribed = self._subscribed[group] = asyncio.ensure_future(self._group_add(group))
+    async def _join_bus(self):
+        if self._joining is None:
+            self._joining = asyncio.ensure_future(self._subscribe())
+        joining = self._joining
         try:
-            await asyncio.shield(subscribed)
+            await asyncio.shield(joining)
         except Exception:
-            if self._subscribed.get(group) is subscribed:
-                del self._subscribed[group]  # let the next add retry
+            if self._joining is joining:
+                self._joining = None  # let the next add retry
             raise
-        if self._subscribed.get(group) is subscribed:
-            self._subscribed[group] = self._done
+        self._on_bus = True
 
-    async def _group_add(self, group):
-        channel = await self._ensure_channel()
-        async with self._ops:
-            with metrics.layer_group_add.time():
-                await self.layer.group_add(group, channel)
-
-    async def _ensure_channel(self):
-        if self._channel_ready is None:
-            self._channel_ready = asyncio.ensure_future(self.layer.new_channel())
-        self.channel = await asyncio.shield(self._channel_ready)
-        if self._receiver is None or self._receiver.done():
-            self._receiver = asyncio.ensure_future(self._receive_loop())
-            self._refresher = asyncio.ensure_future(self._refresh_loop())
-        return self.channel
+    async def _subscribe(self):
+        self.channel = await self.layer.new_channel()
+        with metrics.layer_group_add.time():
+            await self.layer.group_add(BUS, self.channel)
+        self._receiver = asyncio.ensure_future(self._receive_loop())
+        self._refresher = asyncio.ensure_future(self._refresh_loop())
 
     # -- delivery ------------------------------------------------------------------------
 
@@ -199,54 +146,44 @@ class LocalGroups:
             await self.deliver(message)
         except Exception:
             logger.exception("local groups: delivering %s failed", message.get("type"))
-        sent = self._send_in_order(message)
+        sent = self.loop.create_future()
+        self._outbox.append((message, sent))
+        if self._sender is None:
+            self._sender = asyncio.ensure_future(self._send_outbox())
         if wait:
             await sent
             return
         sent.add_done_callback(_log_failure)
-        if self._queued > self._outbox_limit:
+        if len(self._outbox) > self._outbox_limit:
             await asyncio.wait([sent])
 
-    def _send_in_order(self, message):
-        group = message["group"]
-        outbox = self._outboxes.get(group)
-        if outbox is None:
-            outbox = self._outboxes[group] = deque()
-            task = asyncio.ensure_future(self._send_outbox(group, outbox))
-            self._outbox_tasks.add(task)
-            task.add_done_callback(self._outbox_tasks.discard)
-        sent = self.loop.create_future()
-        outbox.append((message, sent))
-        self._queued += 1
-        return sent
-
-    async def _send_outbox(self, group, outbox):
-        """Hand a group's queued messages to the layer one send after the other: each send is
+    async def _send_outbox(self):
+        """Hand the queued messages to the layer one send after the other: each send is
         complete before the next starts, so no two can overtake each other in Redis. A send
         carries everything queued meanwhile (up to the batch limits) as one LAYER_BATCH."""
+        outbox = self._outbox
         try:
             while outbox:
-                taken = self._batch_size(outbox)
+                taken = self._batch_size()
                 entries = [outbox[i] for i in range(taken)]
                 if taken == 1:
                     message = entries[0][0]
                 else:
                     message = {
                         "type": LAYER_BATCH,
-                        "group": group,
+                        "group": BUS,
                         "publisher": self.id,
                         "messages": [queued for queued, _ in entries],
                     }
                 try:
                     with metrics.layer_group_send.time():
-                        await self.layer.group_send(group, message)
+                        await self.layer.group_send(BUS, message)
                 except Exception as error:  # noqa: BLE001 - the waiters or the log get it
                     outcome = error
                 else:
                     outcome = None
                 for _ in range(taken):
                     outbox.popleft()
-                self._queued -= taken
                 for _, sent in entries:
                     if sent.done():  # its waiter was cancelled
                         continue
@@ -255,15 +192,14 @@ class LocalGroups:
                     else:
                         sent.set_exception(outcome)
         finally:
-            if self._outboxes.get(group) is outbox:
-                del self._outboxes[group]
+            self._sender = None
             if not self.loop.is_closed():  # cancelled: no waiter may hang on a stopped outbox
                 while outbox:
                     outbox.popleft()[1].cancel()
-                    self._queued -= 1
 
-    def _batch_size(self, outbox):
+    def _batch_size(self):
         """How many of the oldest queued messages the next layer send carries."""
+        outbox = self._outbox
         size = len(outbox[0][0].get("text") or "")
         taken = 1
         for message, _ in itertools.islice(outbox, 1, self._batch_limit):
@@ -318,47 +254,38 @@ class LocalGroups:
                 logger.exception("local groups: refreshing group memberships failed")
 
     async def refresh(self):
-        """Re-add this process's channel to every group it serves (idempotent in the layer)."""
+        """Re-add this process's channel to the bus (idempotent in the layer)."""
         if self.channel is None:
             return
-        for group in list(self.members):
-            async with self._ops:
-                with metrics.layer_group_add.time():
-                    await self.layer.group_add(group, self.channel)
+        with metrics.layer_group_add.time():
+            await self.layer.group_add(BUS, self.channel)
 
     async def close(self, drain_timeout=5.0):
-        """Send what the outbox holds, stop receiving and leave every group (the daemon calls
+        """Send what the outbox holds, stop receiving and leave the bus (the daemon calls
         this on shutdown)."""
-        for lingering in self._lingering.values():
-            lingering.cancel()  # left below with every other subscribed group
-        self._lingering.clear()
-        for leaving in list(self._leaving):
-            leaving.cancel()
-        await asyncio.gather(*self._leaving, return_exceptions=True)
-        outbox_tasks = list(self._outbox_tasks)
-        if outbox_tasks:
-            await asyncio.wait(outbox_tasks, timeout=drain_timeout)
-            for task in outbox_tasks:
-                task.cancel()
-            await asyncio.gather(*outbox_tasks, return_exceptions=True)
-        for task in (self._receiver, self._refresher):
+        sender = self._sender
+        if sender is not None:
+            await asyncio.wait([sender], timeout=drain_timeout)
+            sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
+        for task in (self._joining, self._receiver, self._refresher):
             if task is not None:
                 task.cancel()
-        for task in (self._receiver, self._refresher):
+        for task in (self._joining, self._receiver, self._refresher):
             if task is not None:
                 try:
                     await task
                 except (asyncio.CancelledError, Exception):
                     pass
-        if self.channel is not None:
-            for group in list(self._subscribed):
-                try:
-                    await self.layer.group_discard(group, self.channel)
-                except Exception:
-                    logger.exception("local groups: leaving %s failed", group)
-        self._subscribed.clear()
+        if self._on_bus and self.channel is not None:
+            try:
+                with metrics.layer_group_discard.time():
+                    await self.layer.group_discard(BUS, self.channel)
+            except Exception:
+                logger.exception("local groups: leaving the bus failed")
+        self._on_bus = False
         self.members.clear()
-        self._receiver = self._refresher = None
+        self._joining = self._receiver = self._refresher = None
 
 
 def unbatched(message):
@@ -378,16 +305,10 @@ def _log_failure(sent):
         )
 
 
-def concurrent_ops_for(layer, ceiling=32):
-    """Concurrent group operations that leave half of a Redis layer's pool for the rest."""
-    pool_sizes = [
-        host.get("max_connections")
-        for host in getattr(layer, "hosts", None) or []
-        if isinstance(host, dict) and host.get("max_connections")
-    ]
-    if not pool_sizes:
-        return ceiling
-    return max(1, min(ceiling, min(pool_sizes) // 2))
+async def send_to_every_process(layer, message):
+    """Hand a group message straight to the layer, for every process's local groups to deliver
+    (this one's too): for code that runs outside the daemon's event loop, such as the admin."""
+    await layer.group_send(BUS, message)
 
 
 def local_groups(layer):
@@ -396,11 +317,6 @@ def local_groups(layer):
     from ..conf import option
 
     def make():
-        return LocalGroups(
-            layer,
-            refresh_interval=option("GROUP_REFRESH_INTERVAL"),
-            max_concurrent_ops=concurrent_ops_for(layer),
-            linger=option("GROUP_LINGER_SECONDS"),
-        )
+        return LocalGroups(layer, refresh_interval=option("GROUP_REFRESH_INTERVAL"))
 
     return runtime.per_layer(LocalGroups, layer, make)

@@ -14,6 +14,7 @@ from channels.layers import get_channel_layer
 
 from ..sessions import close_message
 from . import fanout
+from .localgroups import send_to_every_process
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ def _group_send(message):
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(message["group"], message)
+        async_to_sync(send_to_every_process)(layer, message)
     except Exception:  # the database has it: clients catch up with session.resume
         logger.exception("could not broadcast %s to %s", message["type"], message["group"])
 
