@@ -7,7 +7,6 @@ chunk's reactions), so memory stays flat whatever the size of the room.
 """
 
 import json
-from collections import defaultdict
 
 from django.contrib.auth import get_user_model
 from django.db.models import Exists, OuterRef
@@ -68,9 +67,7 @@ def _write_messages(lines, messages, chunk_size):
 def _write_chunk(lines, chunk):
     if not chunk:
         return
-    reactions = defaultdict(list)
-    for reaction in Reaction.objects.filter(message_id__in=[m.pk for m in chunk]).order_by("pk"):
-        reactions[reaction.message_id].append(reaction)
+    reactions = eventlog.reactions_of(m.pk for m in chunk)
     for message in chunk:
         lines.write("message", message_payload(message, reactions=reactions.get(message.pk, ())))
 

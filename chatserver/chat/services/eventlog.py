@@ -5,11 +5,14 @@ takes the room's row lock (PostgreSQL) or the database write lock (SQLite, IMMED
 transactions), so concurrent writers queue and every seq is used exactly once.
 """
 
+from collections import defaultdict
+from typing import NamedTuple
+
 from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
-from ..models import Membership, Message, Room, RoomEvent
+from ..models import Membership, Message, Reaction, Room, RoomEvent
 from ..protocol import MESSAGE_CREATED, MESSAGE_MODIFIED, encoded_size
 from ..serializers import deleted_message_payload, message_payload
 
@@ -55,16 +58,34 @@ def frame_data(room_id, seq, data, message=None):
     return payload
 
 
+class Reacted(NamedTuple):
+    """One reaction as payloads show it (serializers.reactions_payload)."""
+
+    emoji: str
+    user_id: int
+
+
+def reactions_of(message_ids):
+    """``{message id: [Reacted, ...]}`` in first-reaction order, in one query: lighter than
+    ``prefetch_related("reactions")``, which builds a model instance and a queryset per message
+    (a reconnect storm replays thousands)."""
+    reactions = defaultdict(list)
+    rows = Reaction.objects.filter(message_id__in=list(message_ids)).order_by("pk")
+    for message_id, emoji, user_id in rows.values_list("message_id", "emoji", "user_id"):
+        reactions[message_id].append(Reacted(emoji, user_id))
+    return reactions
+
+
 def message_payloads(message_ids):
     """Current payloads of messages by id, in two queries; unknown ids are left out."""
     if not message_ids:
         return {}
-    messages = (
-        Message.objects.filter(pk__in=message_ids)
-        .select_related("author")
-        .prefetch_related("reactions")
-    )
-    return {message.pk: message_payload(message) for message in messages}
+    messages = list(Message.objects.filter(pk__in=message_ids).select_related("author"))
+    reactions = reactions_of(message.pk for message in messages if not message.is_deleted)
+    return {
+        message.pk: message_payload(message, reactions=reactions.get(message.pk, ()))
+        for message in messages
+    }
 
 
 def replay(user, cursors, limit, max_bytes=None):
@@ -108,10 +129,26 @@ def replay_many(requests):
                 ranges |= Q(room_id=room_id, seq__gte=first, seq__lte=last)
         events = {(e.room_id, e.seq): e for e in RoomEvent.objects.filter(ranges)}
     messages = message_payloads({e.message_id for e in events.values() if e.message_id})
+    # Members of one room replay the same events: each is built and measured once per batch,
+    # and the answers share it (nothing changes an answer's events once built).
+    measure = any(max_bytes is not None for *_, max_bytes in requests)
+    replayed = {key: _replayed_event(event, messages, measure) for key, event in events.items()}
     return [
-        _replayed(user, cursors, limit, max_bytes, last_seq, events, messages)
+        _replayed(user, cursors, limit, max_bytes, last_seq, replayed)
         for user, cursors, limit, max_bytes in requests
     ]
+
+
+def _replayed_event(event, messages, measure):
+    """``(event as replayed, its encoded size or None)``."""
+    message = None
+    if event.event_type in MESSAGE_EVENTS:
+        message = messages.get(event.message_id) or deleted_message_payload(
+            event.message_id, event.room_id
+        )
+    data = frame_data(event.room_id, event.seq, event.data, message)
+    replayed = {"eventType": event.event_type, "data": data}
+    return replayed, encoded_size(replayed) if measure else None
 
 
 def _merged(spans):
@@ -125,7 +162,7 @@ def _merged(spans):
     return merged
 
 
-def _replayed(user, cursors, limit, max_bytes, last_seq, events, messages):
+def _replayed(user, cursors, limit, max_bytes, last_seq, replayed_events):
     """One request's answer from the batch's rows: rooms in id order, events in seq order."""
     rooms, missing = {}, []
     budget, replayed = max_bytes, 0
@@ -139,24 +176,18 @@ def _replayed(user, cursors, limit, max_bytes, last_seq, events, messages):
             "events": [], "limited": False, "next_after": after, "last_seq": last,
         }  # fmt: skip
         for seq in range(after + 1, min(last, after + limit) + 1):
-            event = events.get((room_id, seq))
-            if event is None:
+            found = replayed_events.get((room_id, seq))
+            if found is None:
                 continue
             if budget is not None and budget < 0:
                 break
-            message = None
-            if event.event_type in MESSAGE_EVENTS:
-                message = messages.get(event.message_id) or deleted_message_payload(
-                    event.message_id, event.room_id
-                )
-            data = frame_data(event.room_id, event.seq, event.data, message)
-            replayed_event = {"eventType": event.event_type, "data": data}
+            event, size = found
             if budget is not None:
-                budget -= encoded_size(replayed_event)
+                budget -= size
                 if budget < 0 and replayed:
                     break
-            room["events"].append(replayed_event)
-            room["next_after"] = event.seq
+            room["events"].append(event)
+            room["next_after"] = seq
             replayed += 1
         room["limited"] = room["next_after"] < last
     return rooms, missing
