@@ -9,7 +9,6 @@ from collections import defaultdict
 from typing import NamedTuple
 
 from django.db import connection
-from django.db.models import Q
 from django.utils import timezone
 
 from ..models import Membership, Message, Reaction, Room, RoomEvent
@@ -121,13 +120,8 @@ def replay_many(requests):
             last = last_seq.get((user.pk, room_id))
             if last is not None and last > after:
                 wanted.setdefault(room_id, []).append((after + 1, min(last, after + limit)))
-    events = {}  # (room id, seq) -> RoomEvent
-    if wanted:
-        ranges = Q()
-        for room_id, spans in wanted.items():
-            for first, last in _merged(spans):
-                ranges |= Q(room_id=room_id, seq__gte=first, seq__lte=last)
-        events = {(e.room_id, e.seq): e for e in RoomEvent.objects.filter(ranges)}
+    spans = [(room_id, *span) for room_id, each in wanted.items() for span in _merged(each)]
+    events = logged_events(spans)
     messages = message_payloads({e.message_id for e in events.values() if e.message_id})
     # Members of one room replay the same events: each is built and measured once per batch,
     # and the answers share it (nothing changes an answer's events once built).
@@ -149,6 +143,49 @@ def _replayed_event(event, messages, measure):
     data = frame_data(event.room_id, event.seq, event.data, message)
     replayed = {"eventType": event.event_type, "data": data}
     return replayed, encoded_size(replayed) if measure else None
+
+
+class LoggedEvent(NamedTuple):
+    """One row of the event log, as replay reads it (no model instance: a storm reads many)."""
+
+    room_id: int
+    seq: int
+    event_type: str
+    message_id: int | None
+    data: dict
+
+
+SPANS_PER_QUERY = 500  # three parameters each: well inside SQLite's and PostgreSQL's limits
+
+
+def logged_events(spans):
+    """``{(room id, seq): LoggedEvent}`` for the ``(room id, first seq, last seq)`` spans, in
+    one query per SPANS_PER_QUERY spans: the spans are a VALUES list joined to the log, one
+    index range scan each (an OR of per-room conditions cost more to build than to run)."""
+    meta = RoomEvent._meta
+    quote = connection.ops.quote_name
+
+    def column(name):
+        return f"e.{quote(meta.get_field(name).column)}"
+
+    data_field = meta.get_field("data")
+    events = {}
+    for start in range(0, len(spans), SPANS_PER_QUERY):
+        chunk = spans[start : start + SPANS_PER_QUERY]
+        # VALUES columns are named column1, column2, ... in PostgreSQL and SQLite alike.
+        sql = (
+            f"SELECT {column('room')}, {column('seq')}, {column('event_type')},"
+            f" {column('message_id')}, {column('data')} FROM {quote(meta.db_table)} e"
+            f" JOIN (VALUES {', '.join(['(%s, %s, %s)'] * len(chunk))}) AS spans"
+            f" ON {column('room')} = spans.column1"
+            f" AND {column('seq')} BETWEEN spans.column2 AND spans.column3"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [value for span in chunk for value in span])
+            for room_id, seq, event_type, message_id, data in cursor.fetchall():
+                data = data_field.from_db_value(data, None, connection)
+                events[(room_id, seq)] = LoggedEvent(room_id, seq, event_type, message_id, data)
+    return events
 
 
 def _merged(spans):
