@@ -587,6 +587,7 @@ class Runner:
         rep_id = self.next_rep()
         clients0, host0 = self.client_cpu(), host_cpu_ticks()
         cpu0, wall0 = cpu_seconds(self.pid), time.monotonic()
+        started_at = time.time()
         results = self.pool.call(
             [
                 {
@@ -615,6 +616,9 @@ class Runner:
         lost = sum(r["lost"] + r["unsent"] for r in results)
         step = {
             "rate": rate,
+            # Wall-clock bounds of the step (time.time()), to match --gc-diag's collections.
+            "started_at": round(started_at, 3),
+            "ended_at": round(time.time(), 3),
             "sent": sent,
             "sent_per_s": round(sent / duration, 1),
             "completed": sum(r["completed"] for r in results),

@@ -1,7 +1,8 @@
 """Diagnostics for ``bench.run --gc-diag``: time the server's garbage-collector pauses.
 
 On the server's PYTHONPATH only when asked; writes JSON to $CHATBENCH_GC_LOG after every
-generation-2 collection and every 200th collection. Touches nothing else in the process.
+generation-2 collection (each with its time) and every 200th collection. Touches nothing else
+in the process.
 """
 
 import gc
@@ -17,6 +18,9 @@ if _path:
         "pause_ms_total": [0.0, 0.0, 0.0],
         "pause_ms_max": [0.0, 0.0, 0.0],
         "pauses_over_10ms": 0,
+        # Every full collection: [wall-clock time it ended (time.time()), pause in ms], to lay
+        # beside the steps' started_at and ended_at.
+        "full_collections": [],
     }
 
     def _dump():
@@ -37,6 +41,8 @@ if _path:
         _stats["pause_ms_max"][gen] = round(max(_stats["pause_ms_max"][gen], pause), 3)
         if pause > 10:
             _stats["pauses_over_10ms"] += 1
+        if gen == 2:
+            _stats["full_collections"].append([round(time.time(), 3), round(pause, 3)])
         _state["n"] += 1
         if gen == 2 or _state["n"] % 200 == 0:
             _dump()
