@@ -563,6 +563,7 @@ class Worker:
                 conn.transport.abort()
         catch_up = {}
         errors = {}
+        retried_because = {}  # why attempts failed, the ones retried included
         counts = {"ok": 0, "failed": 0, "attempts": 0, "has_more": 0, "refused": 0}
         done_at = []
         deadline = dropped_at + timeout
@@ -580,6 +581,7 @@ class Worker:
                 if conn is not None:
                     break
                 attempt += 1
+                retried_because[error] = retried_because.get(error, 0) + 1
                 if time.monotonic() >= deadline:
                     counts["failed"] += 1
                     errors[error] = errors.get(error, 0) + 1
@@ -619,6 +621,7 @@ class Worker:
             "last_done": max(done_at) if done_at else None,
             "hist": catch_up,
             "errors": dict(list(errors.items())[:5]),
+            "failed_attempts": dict(list(retried_because.items())[:5]),
         }
 
     async def cmd_heartbeat(self, frame, interval, duration):

@@ -682,10 +682,12 @@ class Runner:
             cpu1, wall1 = cpu_seconds(self.pid), time.monotonic()
         finally:
             self.close_all()
-        hist, errors = {}, {}
+        hist, errors, failed_attempts = {}, {}, {}
         for r in results:
             client.hist_merge(hist, r["hist"])
             errors.update(r["errors"])
+            for why, n in r["failed_attempts"].items():
+                failed_attempts[why] = failed_attempts.get(why, 0) + n
         caught_up = sum(r["ok"] for r in results)
         dropped = min(r["dropped_at"] for r in results)
         last = max((r["last_done"] for r in results if r["last_done"]), default=None)
@@ -707,6 +709,7 @@ class Runner:
             **{f"client_catch_up_{k}": v for k, v in percentiles(hist).items()},
             "server_cpu": cpu_share(cpu0, cpu1, wall1 - wall0),
             "errors": errors,
+            "failed_attempts": failed_attempts,  # why attempts failed (retried or not)
             "connect": conn,
         }
         return {"reps": [result], "median": medians([result])}
