@@ -13,7 +13,7 @@ import warnings
 import psycopg
 import pytest
 from channels.db import database_sync_to_async
-from django.db import connection, connections
+from django.db import OperationalError, connection, connections, transaction
 
 from chatserver.chat import runtime, storage
 from chatserver.chat.models import Message, Room, RoomEvent
@@ -171,6 +171,40 @@ async def test_a_batch_of_several_rooms_gets_the_answers_the_database_thread_giv
     ]
     assert [row[2] for row in (await rows_of(loop_rooms[0]))[0]] == ["f1", "f2"]
     assert [row[2] for row in (await rows_of(loop_rooms[1]))[0]] == ["s1", "s2"]
+
+
+async def test_a_batch_of_several_rooms_locks_their_rows_in_id_order(users):
+    """The later room's row held by another connection: the batch's statement waits on it
+    holding the earlier room's row already (ids in order, as the ORM's store locks them), so
+    two daemons' batches over the same rooms queue instead of deadlocking."""
+    make = database_sync_to_async(make_room)
+    first, second = sorted([await make(users.alice, [users.bob], f"r{i}") for i in range(2)])
+    await runtime.store_sends([(users.bob, first, {"content": "opens the connection"})])
+
+    @database_sync_to_async
+    def row_is_locked(room_id):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = '100ms'")
+            try:
+                cursor.execute("SELECT 1 FROM chat_room WHERE id = %s FOR UPDATE", [room_id])
+            except OperationalError:
+                return True
+            return False
+
+    async with room_row_held(second):
+        storing = asyncio.ensure_future(
+            runtime.store_sends(
+                [
+                    (users.alice, second, {"content": "to the later room"}),
+                    (users.alice, first, {"content": "to the earlier room"}),
+                ]
+            )
+        )
+        await waiting_on_a_lock(backend_pid())
+        assert await row_is_locked(first)
+    outcomes = await storing
+    assert [outcome[0]["seq"] for outcome in outcomes] == [2, 3]
+    assert not await row_is_locked(first)
 
 
 async def test_a_send_to_a_deleted_room_is_4004(users):
@@ -367,7 +401,7 @@ async def test_the_prepared_inserts_probe_the_message_index_in_their_generic_pla
         messages = {
             k: Message(room_id=room_id, author=users.alice, content="x") for k in range(size)
         }
-        _, params = message_sql.statement(room_id, messages)
+        _, params = message_sql.statement({room_id: messages})
         cursor = psycopg.AsyncClientCursor(connection)
         await cursor.execute(f"EXPLAIN EXECUTE {name}({', '.join(['%s'] * len(params))})", params)
         plans[size] = "\n".join(row[0] for row in await cursor.fetchall())

@@ -1,12 +1,12 @@
 """The PostgreSQL storage of a daemon's event loop: its hot statements on the loop's own
 connection (storage/loop_connection.py), no database thread.
 
-A batch of sends is one statement per room (storage/message_sql.py), in room id order, all in
-one pipelined transaction: one round trip, and the statement passes over stored client_msg_ids
-by itself, so a batch without replies or forwards reads nothing before it. What only the ORM
-does (validating replies and forwards, looking up the originals of passed-over resends) goes to
-the database thread. A connect is four statements built once per process
-(storage/connect_sql.py), one round trip; connects that arrive together share one transaction.
+A batch of sends is one statement, whatever its rooms (storage/message_sql.py): one round
+trip, and the statement passes over stored client_msg_ids by itself, so a batch without
+replies or forwards reads nothing before it. What only the ORM does (validating replies and
+forwards, looking up the originals of passed-over resends) goes to the database thread. A
+connect is four statements built once per process (storage/connect_sql.py), one round trip;
+connects that arrive together share one transaction.
 
 When the connection breaks or cannot be opened, the batch's senders get 4503 and the connect
 fails (the socket closes and the client reconnects); nothing is tried another way, which would
@@ -32,19 +32,14 @@ class EventLoopMessageStore(MessageStore):
         self.connection = connection  # a LoopConnection
 
     async def store_rooms(self, per_room, outcomes):
-        rooms = sorted(per_room.items())  # the order the ORM store locks rooms in
-        statements = [message_sql.statement(room_id, messages) for room_id, messages in rooms]
         try:
-            results = await self.connection.run(statements)
+            (rows,) = await self.connection.run([message_sql.statement(per_room)])
         except psycopg.IntegrityError as error:
             raise IntegrityError(*error.args) from error  # MessageStore.store_sends retries
         except (Unavailable, *CONNECTION_LOST) as error:
             await lost_connection()
             raise unavailable() from error
-        stored = {}
-        for (_, messages), rows in zip(rooms, results, strict=True):
-            stored.update(message_sql.stored_messages(messages, rows))
-        return stored
+        return message_sql.stored_messages(per_room, rows)
 
     async def run_orm(self, function, *args):
         return await refused_while_lost(database_sync_to_async(function))(*args)
