@@ -26,6 +26,14 @@ class Postgres(ThrowawayPostgres):
     on); without it the cluster skips the flushes, for quick runs only."""
 
     def __init__(self, workdir, databases=("chatbench",), max_connections=300, durable=True):
-        settings = {"shared_buffers": "128MB", **({} if durable else NOT_DURABLE)}
+        settings = {
+            "shared_buffers": "128MB",
+            # Logging only: the run keeps the log (postgres.log in --out), so a latency step can
+            # be laid beside the checkpoints and autovacuum runs that fell inside it.
+            "log_checkpoints": "on",
+            "log_autovacuum_min_duration": "0",
+            "log_line_prefix": "'%m '",
+            **({} if durable else NOT_DURABLE),
+        }
         super().__init__(workdir, databases, max_connections, settings=settings)
         self.durable = durable

@@ -1335,6 +1335,9 @@ def main(argv=None):
         if ctx is not None:
             if ctx.postgres:
                 ctx.postgres.stop()
+                log = ctx.postgres.root / "postgres.log"
+                if log.exists():
+                    shutil.copyfile(log, out / "postgres.log")
             if ctx.redis:
                 ctx.redis.stop()
         results["meta"]["seconds"] = round(time.monotonic() - started, 1)
