@@ -61,7 +61,7 @@ class LocalGroups:
         self.refresh_interval = refresh_interval
         self.members = defaultdict(set)  # group -> local consumers
         self.channel = None
-        self._joining = None  # Task of the bus subscription, until it succeeds
+        self._joining = None  # Task of the bus subscription (a new one after a failure)
         self._on_bus = False
         self._receiver = None
         self._refresher = None
