@@ -42,5 +42,3 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("CHATSERVER_LOG_LEVEL", "WARNING")},
 }
-if os.environ.get("CHATBENCH_REFRESH"):
-    REALTIME_CHAT_MESSAGING["GROUP_REFRESH_INTERVAL"] = float(os.environ["CHATBENCH_REFRESH"])
