@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -682,12 +683,11 @@ class Runner:
             cpu1, wall1 = cpu_seconds(self.pid), time.monotonic()
         finally:
             self.close_all()
-        hist, errors, failed_attempts = {}, {}, {}
+        hist, errors, failed_attempts = {}, {}, Counter()
         for r in results:
             client.hist_merge(hist, r["hist"])
             errors.update(r["errors"])
-            for why, n in r["failed_attempts"].items():
-                failed_attempts[why] = failed_attempts.get(why, 0) + n
+            failed_attempts.update(r["failed_attempts"])
         caught_up = sum(r["ok"] for r in results)
         dropped = min(r["dropped_at"] for r in results)
         last = max((r["last_done"] for r in results if r["last_done"]), default=None)
@@ -709,7 +709,7 @@ class Runner:
             **{f"client_catch_up_{k}": v for k, v in percentiles(hist).items()},
             "server_cpu": cpu_share(cpu0, cpu1, wall1 - wall0),
             "errors": errors,
-            "failed_attempts": failed_attempts,  # why attempts failed (retried or not)
+            "failed_attempts": dict(failed_attempts),  # why attempts failed (retried or not)
             "connect": conn,
         }
         return {"reps": [result], "median": medians([result])}

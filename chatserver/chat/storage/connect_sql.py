@@ -18,6 +18,7 @@ from ..conf import option
 from ..models import Membership, Message, Reaction, Room, Session
 from ..serializers import message_payload, user_payload
 from ..services import rooms as room_service
+from ..services.eventlog import Reacted
 from .interface import Connected
 
 
@@ -70,7 +71,7 @@ def _room_item(row):
     last_message = None
     if message is not None:
         message.author = author
-        reactions = [Reaction(message_id=message.pk, emoji=e, user_id=u) for e, u in reactions]
+        reactions = [Reacted(emoji, user_id) for emoji, user_id in reactions]
         last_message = message_payload(message, reactions=reactions)
     return room_service.room_item(counts, room, last_message, user_payload(peer))
 
