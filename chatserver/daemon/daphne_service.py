@@ -26,6 +26,7 @@ from chatserver.chat.conf import option
 from chatserver.chat.direct_sender import SCOPE_KEY as DIRECT_SENDER
 
 from . import wire_internals as wire
+from .admission import DEFAULT_MAX_HANDSHAKES, HandshakeAdmission
 from .aio import as_deferred
 from .direct_send import DirectFrames, DirectSender, EndOfPassWrites
 from .listening import ListeningService
@@ -67,6 +68,8 @@ class ChatWebSocketProtocol(DirectFrames, WebSocketProtocol):
     that comes after the handshake timed out would reopen a dropped connection.
     """
 
+    admission = None  # the server's HandshakeAdmission, set on the per-server subclass
+
     def serverClose(self, code=None):  # noqa: N802 - Daphne's method name
         code = 1000 if code is None else code
         if code == 1000 or 3000 <= code <= 4999:
@@ -99,7 +102,12 @@ class ChatWebSocketProtocol(DirectFrames, WebSocketProtocol):
 
     def onOpen(self):  # noqa: N802 - Autobahn's method name
         super().onOpen()
+        self.admission.answered(self.transport)
         self.forget_handshake()
+
+    def connectionLost(self, reason):  # noqa: N802 - Twisted's method name
+        self.admission.answered(self.transport)
+        super().connectionLost(reason)
 
     def forget_handshake(self):
         """Drop what only the opening handshake reads, once the application has accepted.
@@ -149,6 +157,37 @@ HANDSHAKE_ATTRIBUTES = (
     "http_request_host",
     "websocket_origin",
 )
+
+
+class AdmittedChannel(HTTPChannel):
+    """Twisted's HTTP connection, counted by admission control until its first answer.
+
+    A WebSocket upgrade hands the transport on to ChatWebSocketProtocol, which answers when it
+    opens or is lost. Daphne's factory wraps each channel in Twisted's ALPN proxy, which only
+    matters for HTTP/2 over TLS, and HTTP/2 is not installed: the channel is served bare.
+    """
+
+    admission = None  # the server's HandshakeAdmission, set on the per-server subclass
+
+    def connectionMade(self):  # noqa: N802 - Twisted's method name
+        super().connectionMade()
+        self.admission.admit(self.transport)
+
+    def requestDone(self, request):  # noqa: N802 - Twisted's method name
+        self.admission.answered(self.transport)
+        super().requestDone(request)
+
+    def connectionLost(self, reason):  # noqa: N802 - Twisted's method name
+        self.admission.answered(self.transport)
+        super().connectionLost(reason)
+
+
+class ChatHTTPFactory(HTTPFactory):
+    """Daphne's HTTP factory building AdmittedChannels."""
+
+    def __init__(self, server, admission):
+        super().__init__(server)
+        self.protocol = type("AdmittedChannel", (AdmittedChannel,), {"admission": admission})
 
 
 class HandshakePath:
@@ -234,10 +273,10 @@ def _as_class_attribute(value):
 class EmbeddedServer(Server):
     """Daphne's Server with the parts of ``run()`` that do not start a reactor."""
 
-    def build_factories(self):
+    def build_factories(self, admission):
         self.connections = {}
         self.direct_writes = EndOfPassWrites()
-        self.http_factory = HTTPFactory(self)
+        self.http_factory = ChatHTTPFactory(self, admission)
         # Twisted's own access log would repeat log_action's line for every request.
         self.http_factory.log = lambda request: None
         self.ws_factory = WebSocketFactory(self, server=self.server_name)
@@ -259,6 +298,7 @@ class EmbeddedServer(Server):
             for name in wire.config_attributes(ChatWebSocketProtocol)
         }
         options["max_send_buffer"] = option("MAX_SEND_BUFFER_BYTES")
+        options["admission"] = admission
         wire.lazy_config_dump()
         self.ws_factory.protocol = type("ChatWebSocketProtocol", (ChatWebSocketProtocol,), options)
 
@@ -312,6 +352,7 @@ class DaphneService(service.MultiService):
         websocket_timeout=-1,
         proxy_headers=False,
         channel_layer=None,
+        max_handshakes=DEFAULT_MAX_HANDSHAKES,
     ):
         super().__init__()
         self.reactor = reactor
@@ -331,10 +372,13 @@ class DaphneService(service.MultiService):
             proxy_forwarded_proto_header=header(PROXY_HEADERS[2]),
             server_name="chatserver",
         )
-        self.server.build_factories()
+        self.admission = HandshakeAdmission(max_handshakes)
+        self.server.build_factories(self.admission)
         self.listeners = []
         for description in endpoints:
-            listener = ListeningService(reactor, description, self.server.http_factory)
+            listener = ListeningService(
+                reactor, description, self.server.http_factory, self.admission
+            )
             listener.setServiceParent(self)
             self.listeners.append(listener)
         self._checkers_started = False

@@ -23,10 +23,11 @@ log = Logger()
 class ListeningService(service.Service):
     """Listen on one endpoint description while running; log the address actually bound."""
 
-    def __init__(self, reactor, description, factory):
+    def __init__(self, reactor, description, factory, admission=None):
         self.reactor = reactor
         self.description = description
         self.factory = factory
+        self.admission = admission  # pauses the port while too many handshakes are in flight
         self.port = None
         self._waiting = []
 
@@ -49,6 +50,8 @@ class ListeningService(service.Service):
 
     def _listening(self, port):
         self.port = port
+        if self.admission is not None:
+            self.admission.add_port(port)
         log.info(
             "{name} listening on {address}{origin}",
             name=self.name or "chat",
@@ -80,6 +83,8 @@ class ListeningService(service.Service):
         super().stopService()
         port, self.port = self.port, None
         if port is not None:
+            if self.admission is not None:
+                self.admission.remove_port(port)
             return defer.maybeDeferred(port.stopListening)
         return None
 

@@ -36,6 +36,17 @@ maintenance_sessions = Counter(
     ["job"],
 )
 
+handshakes_in_flight = Gauge(
+    PREFIX + "handshakes_in_flight",
+    "Connections accepted and not yet answered (WebSocket opened, HTTP response finished); "
+    "the listening sockets stop reading at --max-handshakes.",
+)
+accept_pauses = Counter(
+    PREFIX + "accept_pauses",
+    "Times the listening sockets stopped reading because --max-handshakes connections were "
+    "awaiting their first answer (admission.py).",
+)
+
 LAG_PROBE_INTERVAL = 0.5  # seconds: small enough to catch a pause, cheap enough to forget
 
 
@@ -102,6 +113,7 @@ def metrics_service(endpoint, reactor, daphne):
 
     disable_created_metrics()  # the *_created series only double the page
     open_websockets.set_function(daphne.connection_count)
+    handshakes_in_flight.set_function(lambda: daphne.admission.in_flight)
     metrics = service.MultiService()
     metrics.setName("metrics")
     listener = ListeningService(reactor, endpoint, metrics_site())

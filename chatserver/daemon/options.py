@@ -4,6 +4,8 @@ import os
 
 from twisted.python import usage
 
+from .admission import DEFAULT_MAX_HANDSHAKES
+
 DEVELOPMENT_SETTINGS = "chatserver.settings.development"
 PRODUCTION_SETTINGS = "chatserver.settings.production"
 # Twisted listens with a backlog of 50; after a restart every client reconnects at once, and
@@ -110,6 +112,14 @@ class Options(usage.Options):
             -1,
             "Close WebSockets after this many seconds (-1: never).",
             int,
+        ],
+        [
+            "max-handshakes",
+            None,
+            DEFAULT_MAX_HANDSHAKES,
+            "Stop accepting while this many connections await their first answer "
+            "(a WebSocket opened, an HTTP response).",
+            positive_int,
         ],
         [
             "manhole",

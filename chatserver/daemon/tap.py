@@ -94,6 +94,7 @@ def makeService(options, reactor=None):
         websocket_timeout=options["websocket-timeout"],
         proxy_headers=options["proxy-headers"],
         channel_layer=get_channel_layer(),
+        max_handshakes=options["max-handshakes"],
     )
     daphne.setName("daphne")
     daphne.setServiceParent(root)
