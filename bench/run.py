@@ -42,6 +42,9 @@ from .proc import (
 )
 from .servers import BASELINE, ORDER, REF_PROJECT, REF_VENV, REPO, SERVERS, VENV_BIN, DaemonAt
 
+# py-spy samples this many seconds of a reconnect storm (its first, when every client is back).
+STORM_PROFILE_SECONDS = 10
+
 
 class BenchError(Exception):
     """A phase failed; recorded in the results instead of stopping the run."""
@@ -667,6 +670,8 @@ class Runner:
             if conn["failed"]:
                 raise BenchError(f"{conn['failed']} of {count} clients failed to connect")
             settle(self.pid, max_wait=15)
+            # py-spy samples the storm's first seconds, when every client is coming back.
+            profiler = self.start_profile(f"reconnect_storm_{count}", STORM_PROFILE_SECONDS)
             cpu0, wall0 = cpu_seconds(self.pid), time.monotonic()
             results = self.pool.call(
                 [
@@ -681,6 +686,8 @@ class Runner:
                 timeout=self.p.storm_timeout + 30,
             )
             cpu1, wall1 = cpu_seconds(self.pid), time.monotonic()
+            if profiler is not None:
+                profiler.stop(timeout=STORM_PROFILE_SECONDS + 20)
         finally:
             self.close_all()
         hist, errors, failed_attempts = {}, {}, Counter()
