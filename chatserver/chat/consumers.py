@@ -97,6 +97,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
 
+    async def websocket_disconnect(self, message):
+        """Channels' ``websocket_disconnect`` without its layer groups (this consumer joins
+        none: see ``__call__``) and without its thread hop to close stale database connections
+        (see ``dispatch``): a reconnect storm's thousands of closes each paid for one."""
+        await self.disconnect(message["code"])
+        raise StopConsumer()
+
     async def connect(self):
         # Accept first, then close with 4001: a close before accept reaches the client as a
         # failed handshake (HTTP 403) it cannot tell apart from a network error.

@@ -41,7 +41,8 @@ PROXY_HEADERS = ("X-Forwarded-For", "X-Forwarded-Port", "X-Forwarded-Proto")
 
 
 def log_action(protocol, action, details):
-    """Daphne's action logger: one INFO line per HTTP request and WebSocket state change."""
+    """Daphne's action logger: one INFO line per HTTP request, and per WebSocket connected,
+    rejected and disconnected."""
     client = details.get("client") or "-"
     if protocol == "http" and action == "complete":
         access_log.info(
@@ -53,7 +54,9 @@ def log_action(protocol, action, details):
             details.get("size") or "-",
             details.get("time_taken", 0.0),
         )
-    elif protocol == "websocket":
+    elif protocol == "websocket" and action != "connecting":
+        # "connecting" is always followed by "connected" or "rejected" within the handshake
+        # timeout: one line fewer per socket, which a reconnect storm's thousands notice.
         access_log.info("%s WebSocket %s %s", client, action, details.get("path"))
 
 
