@@ -1,25 +1,21 @@
-"""Admission control: stop accepting while too many connections wait for their first answer.
+"""Admission control: stop accepting while too many requests wait for their first answer.
 
 Twisted accepts every connection the listen backlog holds. After a restart ten thousand
 clients reconnect at once; accepted without limit, their handshakes queue inside the process,
 each one times out (Autobahn's opening-handshake timeout) after the daemon has already spent
 its share of the core on it, its client retries, and almost nothing completes. Instead, while
-``limit`` connections are between accept and their first answer (a WebSocket opened, an HTTP
-response finished, or the connection gone), the listening ports stop reading; the kernel keeps
-the rest in the backlog, where waiting costs nothing, and clients past the backlog are told at
-once (ECONNREFUSED/EAGAIN, or a SYN that TCP retries) instead of after a wasted handshake.
-Reading resumes once the in-flight count is back to three quarters of the limit.
+``limit`` connections have sent a whole request and not had its answer (a WebSocket opened, an
+HTTP response finished, or the connection gone), the listening ports stop reading; the kernel
+keeps the rest in the backlog, where waiting costs nothing, and clients past the backlog are
+told at once (EAGAIN on a Unix socket, a SYN that TCP retries) instead of after a wasted
+handshake. Reading resumes once the count is back to three quarters of the limit.
 
 The limit is soft: Twisted accepts in batches, and a batch that starts below the limit runs to
 its end. ``numberAccepts`` (the batch size) is capped at the room left so that overshoot stays
 small.
 """
 
-from twisted.logger import Logger
-
 from . import metrics
-
-log = Logger()
 
 # Enough handshakes to keep the core and the database batches busy, few enough that the last
 # one admitted is answered well within Autobahn's 5 s opening-handshake timeout.
@@ -33,7 +29,7 @@ class HandshakeAdmission:
     def __init__(self, limit):
         self.limit = limit
         self.resume_at = max(0, int(limit * RESUME_FRACTION))
-        self.pending = set()  # the transports of connections not yet answered
+        self.pending = set()  # the transports of connections whose request is not answered
         self.ports = []
         self.paused = False
         self.pauses = 0
@@ -53,7 +49,7 @@ class HandshakeAdmission:
             self.ports.remove(port)
 
     def admit(self, transport):
-        """A connection was accepted; it counts until ``answered`` is called for it."""
+        """A connection's request is in; it counts until ``answered`` is called for it."""
         self.pending.add(transport)
         if not self.paused and len(self.pending) >= self.limit:
             self._pause()

@@ -163,18 +163,22 @@ HANDSHAKE_ATTRIBUTES = (
 
 
 class AdmittedChannel(HTTPChannel):
-    """Twisted's HTTP connection, counted by admission control until its first answer.
+    """Twisted's HTTP connection, counted by admission control from a complete request to its
+    answer.
 
-    A WebSocket upgrade hands the transport on to ChatWebSocketProtocol, which answers when it
-    opens or is lost. Daphne's factory wraps each channel in Twisted's ALPN proxy, which only
-    matters for HTTP/2 over TLS, and HTTP/2 is not installed: the channel is served bare.
+    A connection that has sent nothing, or not all of its request, costs the daemon no work
+    and is not counted: otherwise a few hundred idle connections would stop the daemon
+    accepting (Twisted drops them after 60 s; nginx sends whole requests). A WebSocket upgrade
+    hands the transport on to ChatWebSocketProtocol, which answers when it opens or is lost.
+    Daphne's factory wraps each channel in Twisted's ALPN proxy, which only matters for HTTP/2
+    over TLS, and HTTP/2 is not installed: the channel is served bare.
     """
 
     admission = None  # the server's HandshakeAdmission, set on the per-server subclass
 
-    def connectionMade(self):  # noqa: N802 - Twisted's method name
-        super().connectionMade()
+    def allContentReceived(self):  # noqa: N802 - Twisted's method name
         self.admission.admit(self.transport)
+        super().allContentReceived()
 
     def requestDone(self, request):  # noqa: N802 - Twisted's method name
         self.admission.answered(self.transport)

@@ -38,13 +38,13 @@ maintenance_sessions = Counter(
 
 handshakes_in_flight = Gauge(
     PREFIX + "handshakes_in_flight",
-    "Connections accepted and not yet answered (WebSocket opened, HTTP response finished); "
-    "the listening sockets stop reading at --max-handshakes.",
+    "Connections whose request is in and not yet answered (WebSocket opened, HTTP response "
+    "finished); the listening sockets stop reading at --max-handshakes.",
 )
 accept_pauses = Counter(
     PREFIX + "accept_pauses",
-    "Times the listening sockets stopped reading because --max-handshakes connections were "
-    "awaiting their first answer (admission.py).",
+    "Times the listening sockets stopped reading because --max-handshakes requests were "
+    "awaiting their answer (admission.py).",
 )
 
 LAG_PROBE_INTERVAL = 0.5  # seconds: small enough to catch a pause, cheap enough to forget

@@ -117,7 +117,7 @@ class Options(usage.Options):
             "max-handshakes",
             None,
             DEFAULT_MAX_HANDSHAKES,
-            "Stop accepting while this many connections await their first answer "
+            "Stop accepting while this many requests await their answer "
             "(a WebSocket opened, an HTTP response).",
             positive_int,
         ],

@@ -2,8 +2,11 @@
 await their first answer, and read again once they are answered or gone."""
 
 import asyncio
+import select
+import signal
 import socket
 import time
+import urllib.request
 
 import pytest
 import websockets
@@ -11,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from chatserver.daemon.admission import HandshakeAdmission
 from tests.support.processes import free_port
+from tests.support.redis import RedisServer
 from tests.support.twistd import Daemon, create_users_with_tokens, daemon_env
 
 from . import http_probe
@@ -90,10 +94,12 @@ def test_a_closed_port_is_not_read_again():
 # -- a real daemon -----------------------------------------------------------------------------
 
 
-def silent_connection(path):
-    """A connection that sends nothing: accepted, never answered."""
+def connection(path, request=b""):
+    """A connection to the daemon's Unix socket that has sent ``request`` (maybe nothing)."""
     conn = socket.socket(socket.AF_UNIX)
     conn.connect(str(path))
+    if request:
+        conn.sendall(request)
     return conn
 
 
@@ -106,8 +112,6 @@ def receives_answer(conn, timeout):
 
 
 def scrape(port):
-    import urllib.request
-
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         text = response.read().decode()
     return {
@@ -126,12 +130,13 @@ async def wait_for_metric(port, name, value, timeout=10):
 
 @pytest.mark.timeout(120)
 async def test_the_daemon_holds_connections_in_the_backlog_past_the_limit(tmp_path):
-    env = daemon_env(tmp_path / "state")
-    env.pop("REDIS_URL", None)
+    redis_server = RedisServer(tmp_path).start()
+    env = daemon_env(tmp_path / "state", redis_server.url)
     alice = create_users_with_tokens(env, "alice")["alice"]
     sock, metrics = tmp_path / "chat.sock", free_port()
     args = ["--socket", str(sock), "--max-handshakes", "2", "--metrics", str(metrics)]
     daemon = Daemon(args, env, tmp_path)
+    held = []
     try:
         daemon.start(http_probe.answers(sock))
         # Answered connections do not count: open WebSockets, refused ones, kept-alive HTTP.
@@ -145,24 +150,34 @@ async def test_the_daemon_holds_connections_in_the_backlog_past_the_limit(tmp_pa
                         str(sock), "ws://localhost/messaging/", origin="http://evil.example"
                     ):
                         pass
-            kept_alive = silent_connection(sock)
-            kept_alive.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            kept_alive = connection(sock, b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            held.append(kept_alive)
             assert receives_answer(kept_alive, 10).startswith(b"HTTP/1.1 200")
+            # Nor do connections that sent nothing, or only part of a request.
+            held += [connection(sock) for _ in range(3)]
+            held.append(
+                connection(sock, b"POST /api/token/ HTTP/1.1\r\nContent-Length: 9\r\n\r\n{")
+            )
             assert http_probe.get(sock, "/healthz")[0] == 200
+            assert scrape(metrics)["chatserver_handshakes_in_flight"] == 0
 
-            # Two connections awaiting an answer: the third waits in the backlog, unanswered.
-            silent = [silent_connection(sock), silent_connection(sock)]
+            # Two requests awaiting their answer (/readyz waits 2 s for a stopped Redis): a
+            # third connection waits in the backlog, unanswered, until one of them is answered.
+            redis_server.process.send_signal(signal.SIGSTOP)
+            slow = [connection(sock, http_probe.request_bytes("/readyz")) for _ in range(2)]
             await wait_for_metric(metrics, "chatserver_handshakes_in_flight", 2)
-            waiting = silent_connection(sock)
-            waiting.sendall(http_probe.request_bytes("/healthz"))
-            assert receives_answer(waiting, 1.5) is None
-            assert scrape(metrics)["chatserver_accept_pauses_total"] >= 1
-
-            silent[0].close()  # one in flight, three quarters of two: reading again
+            waiting = connection(sock, http_probe.request_bytes("/healthz"))
+            held += [*slow, waiting]
+            readable, _, _ = select.select([waiting, *slow], [], [], 30)
+            assert waiting not in readable and readable, "answered before the slow requests"
             assert receives_answer(waiting, 10).startswith(b"HTTP/1.1 200")
-            waiting.close()
-            silent[1].close()
-            kept_alive.close()
+            assert all(receives_answer(conn, 10).startswith(b"HTTP/1.1 503") for conn in slow)
+            assert scrape(metrics)["chatserver_accept_pauses_total"] >= 1
+            redis_server.process.send_signal(signal.SIGCONT)
         daemon.stop_cleanly()
     finally:
+        for conn in held:
+            conn.close()
+        redis_server.process.send_signal(signal.SIGCONT)
         daemon.kill()
+        redis_server.stop()
