@@ -116,7 +116,8 @@ class ChatWebSocketProtocol(DirectFrames, WebSocketProtocol):
         """Drop what only the opening handshake reads, once the application has accepted.
 
         Autobahn keeps the raw request and its parsed headers, Daphne the request and the
-        cleaned header list (the ASGI scope's ``headers``): about 3 KiB per idle socket. By
+        cleaned header list (the ASGI scope's ``headers``): about 3 KiB per idle socket; and
+        Autobahn's empty send queue (see wire_internals.release_send_queue). By
         now the middleware has authenticated the socket and checked its origin, and nothing
         reads the headers again; the scope's list is emptied rather than replaced, since the
         application holds it.
@@ -129,6 +130,7 @@ class ChatWebSocketProtocol(DirectFrames, WebSocketProtocol):
         headers = self.__dict__.get("clean_headers")
         if headers:
             headers.clear()
+        wire.release_send_queue(self)
 
 
 def release_upgraded_channel(transport):

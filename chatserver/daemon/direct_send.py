@@ -113,6 +113,7 @@ class DirectFrames:
     _frame_ends = None
     _last_end = 0
     _closed_as_slow = False
+    send_queue = wire.NO_SEND_QUEUE  # an open socket's own queue is dropped while empty
 
     def flush_direct_frames(self):
         frames = self.direct_frames
@@ -127,6 +128,7 @@ class DirectFrames:
     def sendData(self, data, sync=False, chopsize=None):  # noqa: N802 - Autobahn's name
         if self.direct_frames:
             self.flush_direct_frames()  # queued frames were sent first
+        wire.own_send_queue(self, sync, chopsize)
         transport = self.transport
         if not wire.counts_unsent(transport):
             super().sendData(data, sync, chopsize)

@@ -23,7 +23,8 @@ Autobahn (``autobahn.websocket.protocol.WebSocketProtocol`` and its factory):
         the negotiated permessage-deflate, or None: prepared frames are only valid uncompressed.
     ``send_queue``
         Autobahn's own queue of chopped/synchronous sends: a direct write must not overtake it,
-        and its bytes count as unsent.
+        and its bytes count as unsent. An open socket's empty one is dropped (the class's empty
+        tuple reads in its place) and made again before a send that would queue.
     ``factory.prepareMessage`` / ``PreparedMessage.payloadHybi`` / ``.doNotCompress``
         a frame encoded once for every member of a room; ``payloadHybi`` is its bytes on the
         wire (server frames are not masked).
@@ -47,6 +48,7 @@ Daphne (``daphne.ws_protocol.WebSocketProtocol``):
 """
 
 import pprint
+from collections import deque
 
 from autobahn.websocket import protocol as autobahn_protocol
 from twisted.internet import tcp
@@ -137,6 +139,23 @@ def replace_unsent(transport, data):
 # -- Autobahn: prepared frames and its own queue -----------------------------------------
 
 
+# What an open socket's ``send_queue`` reads as while it has none of its own (a class attribute).
+NO_SEND_QUEUE = ()
+
+
+def release_send_queue(protocol):
+    """Drop an open socket's empty queue: a deque is 760 bytes, held by every idle socket for
+    sends that queue only when chopped or synchronous, which nothing here asks for."""
+    if "send_queue" in protocol.__dict__ and not protocol.send_queue:
+        del protocol.send_queue
+
+
+def own_send_queue(protocol, sync, chopsize):
+    """Before a send that Autobahn queues (chopped or synchronous): a queue of its own again."""
+    if (sync or chopsize) and "send_queue" not in protocol.__dict__:
+        protocol.send_queue = deque()
+
+
 def autobahn_queue_bytes(protocol):
     """Bytes in Autobahn's own queue of chopped/synchronous sends (empty unless used)."""
     queue = getattr(protocol, "send_queue", None)
@@ -145,7 +164,8 @@ def autobahn_queue_bytes(protocol):
 
 def clear_autobahn_queue(protocol):
     """Forget Autobahn's queued sends (a socket closed as a slow reader)."""
-    protocol.send_queue.clear()
+    if protocol.send_queue:
+        protocol.send_queue.clear()
 
 
 class Frame:

@@ -142,3 +142,23 @@ async def test_a_lost_connection_drops_its_queue():
     protocol.connectionLost("gone")
     assert protocol.direct_frames is None and protocol.reason == "gone"
     protocol.flush_direct_frames()  # the end-of-pass flush finds nothing to write
+
+
+def test_an_open_socket_without_a_queue_makes_one_for_a_synchronous_send():
+    """An idle socket's empty Autobahn queue is dropped (wire.release_send_queue); a send that
+    queues gets one of its own again, and Autobahn writes what it queued."""
+    server, protocol, peer = open_protocol()
+    protocol.triggered = True  # as if Autobahn's queue were being worked through already
+    wire.release_send_queue(protocol)
+    assert "send_queue" not in vars(protocol) and not protocol.send_queue
+    assert wire.autobahn_queue_bytes(protocol) == 0
+    wire.clear_autobahn_queue(protocol)  # a slow reader closed: nothing to forget, no error
+
+    protocol.sendData(b"first", sync=True)
+    assert isinstance(vars(protocol)["send_queue"], deque)
+    assert wire.autobahn_queue_bytes(protocol) == 5  # queued behind the sends in progress
+    protocol.triggered = False
+    protocol._send()  # Autobahn's next turn of its queue
+    assert wire.unsent_bytes(protocol.transport) == 5 and not protocol.send_queue
+    protocol.transport.socket.close()
+    peer.close()
