@@ -1,4 +1,4 @@
-"""Admission control: stop accepting while too many requests wait for their first answer.
+"""Admission control: stop accepting while too many requests wait for their answer.
 
 Twisted accepts every connection the listen backlog holds. After a restart ten thousand
 clients reconnect at once; accepted without limit, their handshakes queue inside the process,
@@ -24,7 +24,7 @@ RESUME_FRACTION = 0.75
 
 
 class HandshakeAdmission:
-    """Count connections awaiting their first answer; pause the ports at ``limit``."""
+    """Count the requests awaiting their answer; pause the ports at ``limit``."""
 
     def __init__(self, limit):
         self.limit = limit
@@ -56,7 +56,7 @@ class HandshakeAdmission:
         self._size_batches()
 
     def answered(self, transport):
-        """The connection got its first answer or is gone; more than once is harmless."""
+        """The connection's request was answered, or it is gone; more than once is harmless."""
         pending = self.pending
         if transport not in pending:
             return

@@ -27,7 +27,7 @@ class ListeningService(service.Service):
         self.reactor = reactor
         self.description = description
         self.factory = factory
-        self.admission = admission  # pauses the port while too many handshakes are in flight
+        self.admission = admission  # pauses the port while too many requests await answers
         self.port = None
         self._waiting = []
 

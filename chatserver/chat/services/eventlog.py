@@ -105,8 +105,8 @@ def message_payloads(message_ids):
     """Current payloads of messages by id, in three queries; unknown ids are left out."""
     if not message_ids:
         return {}
-    rows = Message.objects.filter(pk__in=list(message_ids)).values_list(*STORED_MESSAGE_COLUMNS)
-    rows = list(rows)
+    wanted = Message.objects.filter(pk__in=list(message_ids))
+    rows = list(wanted.values_list(*STORED_MESSAGE_COLUMNS))
     authors = get_user_model().objects.in_bulk({row[-1] for row in rows if row[-1] is not None})
     messages = [StoredMessage(*row[:-1], authors.get(row[-1])) for row in rows]
     reactions = reactions_of(message.pk for message in messages if not message.is_deleted)
