@@ -195,3 +195,36 @@ async def test_a_close_naming_one_socket_leaves_the_users_others_open(redis_laye
     assert await first.communicator.receive_output(5) == {"type": "websocket.close", "code": 4400}
     assert (await second.ok("session.heartbeat"))["inactivity_threshold"] == 60
     assert channels[0].startswith("socket.") and len(set(channels)) == 2
+
+
+async def test_a_replayed_message_reads_as_the_history_shows_it(connect, users):
+    """Replay builds messages from rows (eventlog.StoredMessage), the history from model
+    instances: every field of every kind of message must read the same."""
+    a = await connect(users.alice)
+    data = {"type": "group", "name": "g", "members": [users.bob.pk]}
+    room_id = (await a.ok("room.create", data))["room"]["id"]
+    first = await a.ok(
+        "message.send", {"room_id": room_id, "content": "draft", "client_msg_id": "c1"}
+    )
+    first_id = first["message"]["id"]
+    reply = {"room_id": room_id, "content": "re", "parent_message_id": first_id}
+    reply_id = (await a.ok("message.send", reply))["message"]["id"]
+    gone = (await a.ok("message.send", {"room_id": room_id, "content": "oops"}))["message"]["id"]
+    await a.ok("message.modify", {"message_id": first_id, "action": "update", "content": "final"})
+    await a.ok("message.modify", {"message_id": gone, "action": "delete"})
+    for emoji in ("👍", "🎉"):
+        await a.ok("message.react", {"message_id": first_id, "action": "add", "emoji": emoji})
+    b = await connect(users.bob)
+
+    resumed = await b.ok("session.resume", {"rooms": {str(room_id): 0}})
+    replayed = {
+        event["data"]["message"]["id"]: event["data"]["message"]
+        for event in resumed["rooms"][str(room_id)]["events"]
+        if event["eventType"] == "message.dispatch"
+    }
+    shown = {m["id"]: m for m in (await b.ok("room.messages", {"room_id": room_id}))["messages"]}
+    assert set(replayed) == {first_id, reply_id, gone}
+    assert replayed == {message_id: shown[message_id] for message_id in replayed}
+    assert replayed[first_id]["is_edited"] and len(replayed[first_id]["reactions"]) == 2
+    assert replayed[reply_id]["parent_message_id"] == first_id
+    assert replayed[gone]["is_deleted"] and replayed[gone]["content"] is None
