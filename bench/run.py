@@ -44,6 +44,7 @@ from .servers import BASELINE, ORDER, REF_PROJECT, REF_VENV, REPO, SERVERS, VENV
 
 # py-spy samples this many seconds of a reconnect storm (its first, when every client is back).
 STORM_PROFILE_SECONDS = 10
+CONNECT_PROFILE_SECONDS = 4  # the first seconds of a connect storm of a few thousand
 
 
 class BenchError(Exception):
@@ -464,9 +465,11 @@ class Runner:
         for _ in range(self.p.reps):
             self.check_alive()
             settle(self.pid)
+            profiler = self.start_profile("connect_storm", CONNECT_PROFILE_SECONDS) if not reps else None
             cpu0 = cpu_seconds(self.pid)
             result = self.connect(users)
             cpu1 = cpu_seconds(self.pid)
+            finish_profile(profiler, CONNECT_PROFILE_SECONDS)
             if cpu0 is not None and cpu1 is not None and result["seconds"]:
                 result["server_cpu"] = round((cpu1 - cpu0) / result["seconds"], 2)
             reps.append(result)
@@ -686,8 +689,7 @@ class Runner:
                 timeout=self.p.storm_timeout + 30,
             )
             cpu1, wall1 = cpu_seconds(self.pid), time.monotonic()
-            if profiler is not None:
-                profiler.stop(timeout=STORM_PROFILE_SECONDS + 20)
+            finish_profile(profiler, STORM_PROFILE_SECONDS)
         finally:
             self.close_all()
         hist, errors, failed_attempts = {}, {}, Counter()
@@ -721,7 +723,7 @@ class Runner:
         }
         return {"reps": [result], "median": medians([result])}
 
-    def start_profile(self, name, seconds):
+    def start_profile(self, name, seconds):  # ended by finish_profile
         """py-spy (``--py-spy``) samples the server during the first repetition of ``name``."""
         ctx = self.ctx
         if not ctx.py_spy or name not in ctx.profile_scenarios or ctx.round > 1:
@@ -787,8 +789,7 @@ class Runner:
             )
             cpu1, wall1 = cpu_seconds(self.pid), time.monotonic()
             clients1, host1 = self.client_cpu(), host_cpu_ticks()
-            if profiler is not None:
-                profiler.stop(timeout=duration + 20)
+            finish_profile(profiler, duration)
             hist = {}
             for r in results:
                 client.hist_merge(hist, r["hist"])
@@ -908,6 +909,17 @@ def medians(reps):
 
 
 # -- one server --------------------------------------------------------------------------------
+
+
+def finish_profile(profiler, seconds):
+    """Let py-spy (start_profile) end its ``seconds`` of sampling and write them: a SIGTERM
+    before then loses every sample. Stopped if it has not ended 20 s after."""
+    if profiler is None:
+        return
+    try:
+        profiler.popen.wait(seconds + 20)
+    except subprocess.TimeoutExpired:
+        profiler.stop()
 
 
 def run_server(server, ctx, deadline, log_dir):

@@ -14,6 +14,9 @@ class ChatConfig(AppConfig):
 
         from .auth import revocation
         from .limits import login_throttle
+        from .storage import array_in
+
+        array_in.register()
 
         user_login_failed.connect(login_throttle.on_login_failed, dispatch_uid="chat-throttle")
         user_logged_in.connect(login_throttle.on_logged_in, dispatch_uid="chat-throttle")

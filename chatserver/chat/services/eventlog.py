@@ -184,37 +184,56 @@ class LoggedEvent(NamedTuple):
     data: dict
 
 
-SPANS_PER_QUERY = 500  # three parameters each: well inside SQLite's and PostgreSQL's limits
+SPANS_PER_QUERY = 500  # SQLite: three parameters a span, well inside its limit
 
 
 def logged_events(spans):
-    """``{(room id, seq): LoggedEvent}`` for the ``(room id, first seq, last seq)`` spans, in
-    one query per SPANS_PER_QUERY spans: the spans are a VALUES list joined to the log, one
-    index range scan each (an OR of per-room conditions cost more to build than to run)."""
+    """``{(room id, seq): LoggedEvent}`` for the ``(room id, first seq, last seq)`` spans: the
+    spans are a relation joined to the log, one index range scan each (an OR of per-room
+    conditions cost more to build than to run)."""
+    data_field = RoomEvent._meta.get_field("data")
+    events = {}
+    with connection.cursor() as cursor:
+        for sql, params in _span_queries(spans):
+            cursor.execute(sql, params)
+            for room_id, seq, event_type, message_id, data in cursor.fetchall():
+                data = data_field.from_db_value(data, None, connection)
+                events[(room_id, seq)] = LoggedEvent(room_id, seq, event_type, message_id, data)
+    return events
+
+
+def _span_queries(spans):
+    """``(sql, params)`` reading the spans' events. PostgreSQL: three arrays unnested, one
+    query whose text never changes (storage/array_in.py says why that matters). Elsewhere: a
+    VALUES list, one query per SPANS_PER_QUERY spans."""
+    if not spans:
+        return
     meta = RoomEvent._meta
     quote = connection.ops.quote_name
 
     def column(name):
         return f"e.{quote(meta.get_field(name).column)}"
 
-    data_field = meta.get_field("data")
-    events = {}
+    select = (
+        f"SELECT {column('room')}, {column('seq')}, {column('event_type')},"
+        f" {column('message_id')}, {column('data')} FROM {quote(meta.db_table)} e"
+    )
+    # VALUES columns are named column1, column2, ... in SQLite (and PostgreSQL).
+    on = (
+        f" ON {column('room')} = spans.column1"
+        f" AND {column('seq')} BETWEEN spans.column2 AND spans.column3"
+    )
+    if connection.vendor == "postgresql":
+        room = meta.get_field("room").cast_db_type(connection)
+        seq = meta.get_field("seq").cast_db_type(connection)
+        unnested = f"unnest(%s::{room}[], %s::{seq}[], %s::{seq}[])"
+        columns = [list(each) for each in zip(*spans, strict=True)]
+        yield f"{select} JOIN {unnested} AS spans(column1, column2, column3){on}", columns
+        return
     for start in range(0, len(spans), SPANS_PER_QUERY):
         chunk = spans[start : start + SPANS_PER_QUERY]
-        # VALUES columns are named column1, column2, ... in PostgreSQL and SQLite alike.
-        sql = (
-            f"SELECT {column('room')}, {column('seq')}, {column('event_type')},"
-            f" {column('message_id')}, {column('data')} FROM {quote(meta.db_table)} e"
-            f" JOIN (VALUES {', '.join(['(%s, %s, %s)'] * len(chunk))}) AS spans"
-            f" ON {column('room')} = spans.column1"
-            f" AND {column('seq')} BETWEEN spans.column2 AND spans.column3"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [value for span in chunk for value in span])
-            for room_id, seq, event_type, message_id, data in cursor.fetchall():
-                data = data_field.from_db_value(data, None, connection)
-                events[(room_id, seq)] = LoggedEvent(room_id, seq, event_type, message_id, data)
-    return events
+        values = ", ".join(["(%s, %s, %s)"] * len(chunk))
+        yield f"{select} JOIN (VALUES {values}) AS spans{on}", [v for span in chunk for v in span]
 
 
 def _merged(spans):
