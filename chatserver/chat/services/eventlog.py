@@ -7,15 +7,17 @@ transactions), so concurrent writers queue and every seq is used exactly once.
 
 from collections import defaultdict
 from datetime import datetime
+from functools import cache
 from typing import NamedTuple
 
 from django.contrib.auth import get_user_model
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection
 from django.utils import timezone
 
 from ..models import Membership, Message, Reaction, Room, RoomEvent
 from ..protocol import MESSAGE_CREATED, MESSAGE_MODIFIED, encoded_size
 from ..serializers import deleted_message_payload, message_payload
+from ..storage.raw_reads import Select
 
 # Events whose frame embeds the message, rebuilt from its current state.
 MESSAGE_EVENTS = (MESSAGE_CREATED, MESSAGE_MODIFIED)
@@ -71,8 +73,7 @@ def reactions_of(message_ids):
     ``prefetch_related("reactions")``, which builds a model instance and a queryset per message
     (a reconnect storm replays thousands)."""
     reactions = defaultdict(list)
-    rows = Reaction.objects.filter(message_id__in=list(message_ids)).order_by("pk")
-    for message_id, emoji, user_id in rows.values_list("message_id", "emoji", "user_id"):
+    for message_id, emoji, user_id in _reactions.rows(list(message_ids)):
         reactions[message_id].append(Reacted(emoji, user_id))
     return reactions
 
@@ -97,17 +98,37 @@ class StoredMessage(NamedTuple):
     author: object  # the author's user, or None once the account is deleted
 
 
+# The reads of replay_many and message_payloads, written once (storage/raw_reads.py says why).
+_memberships = Select(Membership, ("user", "room"), keys=("user", "room"))
+_last_seqs = Select(Room, ("id", "last_seq"), keys=("id",))
 # The columns of a StoredMessage, its author's id last.
-STORED_MESSAGE_COLUMNS = (*StoredMessage._fields[:-1], "author_id")
+_messages = Select(Message, ("id", *StoredMessage._fields[1:-1], "author"), keys=("id",))
+_reactions = Select(Reaction, ("message", "emoji", "user"), keys=("message",), order_by="id")
+
+
+@cache
+def _users():
+    """The user model's rows, every concrete column (``from_db``'s order)."""
+    model = get_user_model()
+    names = [field.attname for field in model._meta.concrete_fields]
+    return Select(model, names, keys=(model._meta.pk.name,))
+
+
+def users_by_id(user_ids):
+    """``{id: user}`` for the ids (a collection), as ``in_bulk`` would answer."""
+    select = _users()
+    return {
+        row[0]: select.model.from_db(DEFAULT_DB_ALIAS, select.names, row)
+        for row in select.rows(list(user_ids))
+    }
 
 
 def message_payloads(message_ids):
     """Current payloads of messages by id, in three queries; unknown ids are left out."""
     if not message_ids:
         return {}
-    wanted = Message.objects.filter(pk__in=list(message_ids))
-    rows = list(wanted.values_list(*STORED_MESSAGE_COLUMNS))
-    authors = get_user_model().objects.in_bulk({row[-1] for row in rows if row[-1] is not None})
+    rows = _messages.rows(list(message_ids))
+    authors = users_by_id({row[-1] for row in rows if row[-1] is not None})
     messages = [StoredMessage(*row[:-1], authors.get(row[-1])) for row in rows]
     reactions = reactions_of(message.pk for message in messages if not message.is_deleted)
     return {
@@ -129,7 +150,7 @@ def replay(user, cursors, limit, max_bytes=None):
 
 def replay_many(requests):
     """``replay`` for many ``(user, cursors, limit, max_bytes)`` requests at once (the clients
-    of a reconnect storm): five queries for the whole batch, whatever its size.
+    of a reconnect storm): six queries for the whole batch, whatever its size.
 
     Seqs have no gaps, so the first ``limit`` events after cursor ``a`` are the seqs
     ``a + 1 .. a + limit``: one range per room and cursor, ranges of one room merged.
@@ -138,11 +159,11 @@ def replay_many(requests):
     room_ids = {room_id for _, cursors, _, _ in requests for room_id in cursors}
     last_seq = {}  # (user id, room id) -> the room's last seq, for the rooms the user is in
     if room_ids:
-        memberships = Membership.objects.filter(user_id__in=user_ids, room_id__in=room_ids)
-        for user_id, room_id, last in memberships.values_list(
-            "user_id", "room_id", "room__last_seq"
-        ):
-            last_seq[(user_id, room_id)] = last
+        pairs = _memberships.rows(user_ids, room_ids)
+        seqs = dict(_last_seqs.rows({room_id for _, room_id in pairs}))
+        for user_id, room_id in pairs:
+            if room_id in seqs:  # else deleted since
+                last_seq[(user_id, room_id)] = seqs[room_id]
     wanted = {}  # room id -> [(first seq, last seq)] to read
     for user, cursors, limit, _ in requests:
         for room_id, after in cursors.items():

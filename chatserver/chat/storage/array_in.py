@@ -14,6 +14,7 @@ subqueries, other value types) is Django's own SQL, unchanged.
 
 import uuid
 
+from django.db import connection
 from django.db.models import Field
 from django.db.models.expressions import Col
 from django.db.models.fields.related import ForeignObject
@@ -34,7 +35,20 @@ class ArrayInMixin:
             return self.as_sql(compiler, connection)
         lhs, lhs_params = self.process_lhs(compiler, connection)
         array_type = self.lhs.output_field.cast_db_type(connection)
-        return f"{lhs} = ANY(%s::{array_type}[])", (*lhs_params, list(values))
+        return any_of_array(lhs, array_type), (*lhs_params, list(values))
+
+
+def any_of_array(column, cast_type):
+    """The condition: ``column`` equals an element of the one array parameter."""
+    return f"{column} = ANY(%s::{cast_type}[])"
+
+
+def in_values(column, values, cast_type):
+    """``(condition, params)`` for SQL written by hand: ``column`` is one of ``values`` (a
+    non-empty list of ints, strings or UUIDs), as the ``__in`` lookup writes it here."""
+    if connection.vendor == "postgresql":
+        return any_of_array(column, cast_type), [list(values)]
+    return f"{column} IN ({', '.join(['%s'] * len(values))})", list(values)
 
 
 class ArrayIn(ArrayInMixin, In):
