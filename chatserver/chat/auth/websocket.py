@@ -9,29 +9,24 @@ from urllib.parse import parse_qs
 
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 
 from ..models import TokenFamily
+from ..services.users import users_by_id
 from ..storage.call_queue import Batcher
+from ..storage.raw_reads import Select
 from .tokens import InvalidToken, decode, fingerprint_matches
+
+_families = Select(TokenFamily, ("id", "revoked_at"), keys=("id",))
 
 
 def token_users(claims_list):
     """The active user each access token names, if its password and family still hold, else
     AnonymousUser: two queries for a whole batch of handshakes (users, revoked families)."""
     families = [_family(claims) for claims in claims_list]
-    users = get_user_model().objects.in_bulk(
-        {claims["user_id"] for claims in claims_list}, field_name="pk"
-    )
+    users = users_by_id({claims["user_id"] for claims in claims_list})
     named = {family for family in families if family}
-    revoked = set(
-        TokenFamily.objects.filter(pk__in=named, revoked_at__isnull=False).values_list(
-            "pk", flat=True
-        )
-        if named
-        else ()
-    )
+    revoked = {family for family, revoked_at in _families.rows(named) if revoked_at is not None}
     answers = []
     for claims, family in zip(claims_list, families, strict=True):
         user = users.get(claims["user_id"])

@@ -7,17 +7,16 @@ transactions), so concurrent writers queue and every seq is used exactly once.
 
 from collections import defaultdict
 from datetime import datetime
-from functools import cache
 from typing import NamedTuple
 
-from django.contrib.auth import get_user_model
-from django.db import DEFAULT_DB_ALIAS, connection
+from django.db import connection
 from django.utils import timezone
 
 from ..models import Membership, Message, Reaction, Room, RoomEvent
 from ..protocol import MESSAGE_CREATED, MESSAGE_MODIFIED, encoded_size
 from ..serializers import deleted_message_payload, message_payload
 from ..storage.raw_reads import Select
+from .users import users_by_id
 
 # Events whose frame embeds the message, rebuilt from its current state.
 MESSAGE_EVENTS = (MESSAGE_CREATED, MESSAGE_MODIFIED)
@@ -104,23 +103,6 @@ _last_seqs = Select(Room, ("id", "last_seq"), keys=("id",))
 # The columns of a StoredMessage, its author's id last.
 _messages = Select(Message, ("id", *StoredMessage._fields[1:-1], "author"), keys=("id",))
 _reactions = Select(Reaction, ("message", "emoji", "user"), keys=("message",), order_by="id")
-
-
-@cache
-def _users():
-    """The user model's rows, every concrete column (``from_db``'s order)."""
-    model = get_user_model()
-    names = [field.attname for field in model._meta.concrete_fields]
-    return Select(model, names, keys=(model._meta.pk.name,))
-
-
-def users_by_id(user_ids):
-    """``{id: user}`` for the ids (a collection), as ``in_bulk`` would answer."""
-    select = _users()
-    return {
-        row[0]: select.model.from_db(DEFAULT_DB_ALIAS, select.names, row)
-        for row in select.rows(list(user_ids))
-    }
 
 
 def message_payloads(message_ids):

@@ -7,8 +7,10 @@ read, building and compiling its querysets, where PostgreSQL answered all of the
 a read costs its rows.
 """
 
+from functools import partial
+
 from django.db import connection
-from django.db.models import Field
+from django.db.models import Field, IntegerField
 
 from .array_in import in_values
 
@@ -26,7 +28,8 @@ class Select:
         self.names = fields
         self.keys = keys
         self.order_by = order_by
-        self._built = None  # (head, [(key column, key type)], order, converters), at first use
+        # (head, [(key column, key type, preparer)], order, converters), at first use
+        self._built = None
 
     def rows(self, *values):
         """Rows whose first key is one of the first list of ``values``, and so on (none when
@@ -35,8 +38,9 @@ class Select:
             return []
         head, keys, order, converters = self._build()
         conditions, params = [], []
-        for (column, cast_type), wanted in zip(keys, values, strict=True):
-            condition, more = in_values(column, list(wanted), cast_type)
+        for (column, cast_type, prepare), wanted in zip(keys, values, strict=True):
+            wanted = list(wanted) if prepare is None else [prepare(value) for value in wanted]
+            condition, more = in_values(column, wanted, cast_type)
             conditions.append(condition)
             params += more
         with connection.cursor() as cursor:
@@ -54,10 +58,22 @@ class Select:
             def column(name):
                 return f"{table}.{quote(meta.get_field(name).column)}"
 
+            def preparer(name):
+                """How a key's values become parameters: integers as they are; others (a
+                UUID is text on SQLite) as the ORM prepares them."""
+                field = meta.get_field(name)
+                target = field.target_field if field.is_relation else field
+                if isinstance(target, IntegerField):
+                    return None
+                return partial(target.get_db_prep_value, connection=connection)
+
             fields = [meta.get_field(name) for name in self.names]
             self._built = (
                 f"SELECT {', '.join(column(name) for name in self.names)} FROM {table}",
-                [(column(key), meta.get_field(key).cast_db_type(connection)) for key in self.keys],
+                [
+                    (column(key), meta.get_field(key).cast_db_type(connection), preparer(key))
+                    for key in self.keys
+                ],
                 f" ORDER BY {column(self.order_by)}" if self.order_by else "",
                 [(i, *found) for i, field in enumerate(fields) if (found := _converters(field))],
             )
