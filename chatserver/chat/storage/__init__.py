@@ -10,6 +10,8 @@
   ``connect_sql.py``.
 - ``send_batch.py``: the rules of a batch of sends; ``call_queue.py``: the queue that gathers
   concurrent calls into batches.
+- ``raw_reads.py``: reads by id list as SQL written once per process (token checks, resumes);
+  ``array_in.py``: ``__in`` on PostgreSQL as one array parameter.
 
 ``for_database(vendor)`` chooses once, when chat.runtime starts an event loop; a loop nobody
 started uses ``PORTABLE``.

@@ -1,5 +1,5 @@
-"""The statements of a connect on the event loop's connection (PostgreSQL): the session row,
-the open-socket count, the room ids and the unread summary, in one round trip.
+"""The statements of a batch of connects on the event loop's connection (PostgreSQL): the
+session rows, the open-socket counts, the room ids and the unread summaries, in one round trip.
 
 Under a reconnect storm the process is CPU-bound, and a connect with something unread spent
 most of it in the ORM building and compiling the summary's queries (about 7 ms, while
@@ -8,6 +8,7 @@ come from the models, and tests/chat/test_connect_state.py holds them to the ORM
 (storage/orm.py).
 """
 
+from collections import Counter, defaultdict
 from functools import cache
 
 from django.contrib.auth import get_user_model
@@ -22,31 +23,46 @@ from ..services.eventlog import Reacted
 from .interface import Connected
 
 
-def statements(user_id, channel_name, with_notifications):
-    """``[(sql, params), ...]`` doing what the ORM's connect does, for one transaction."""
+def statements(connects):
+    """``[(sql, params), ...]`` doing what the ORM's connect does for each of ``connects``
+    (``(user id, channel name, with notifications)``), in one transaction: the sessions, the
+    users' open-socket counts and their rooms three statements whatever the batch's size, then
+    one summary per connect that asks for it."""
     now = timezone.now()
-    session, open_count, rooms, summary = _sql()
+    sessions, open_counts, rooms, summary = _sql()
+    user_ids = list({user_id for user_id, _, _ in connects})
     out = [
-        (session, [user_id, channel_name, now, now]),
-        (open_count, [user_id]),
-        (rooms, [user_id]),
+        (sessions, [now, now, [c[0] for c in connects], [c[1] for c in connects]]),
+        (open_counts, [user_ids]),
+        (rooms, [user_ids]),
     ]
-    if with_notifications:
-        limit = option("NOTIFICATION_MAX_ROOMS")
-        out.append((summary, [user_id, user_id, limit + 1, user_id]))
+    limit = option("NOTIFICATION_MAX_ROOMS")
+    out += [(summary, [u, u, limit + 1, u]) for u, _, notify in connects if notify]
     return out
 
 
-def state_from_rows(results, with_notifications):
-    """The ``Connected`` the rows of ``statements`` say."""
-    ((open_sockets,),) = results[1]
-    room_ids = [room_id for (room_id,) in results[2]]
-    if not with_notifications:
-        return Connected(room_ids, None, open_sockets)
+def states_from_rows(connects, results):
+    """The ``Connected`` of each of ``connects`` from the rows of ``statements``. A connect
+    counts the sockets of its user opened before it in the batch, not those after (the newest
+    socket is the one refused past MAX_SOCKETS_PER_USER)."""
+    open_now = dict(results[1])
+    rooms = defaultdict(list)
+    for user_id, room_id in results[2]:
+        rooms[user_id].append(room_id)
+    summaries = iter(results[3:])
+    after = Counter(user_id for user_id, _, _ in connects)  # the user's connects from here on
+    states = []
+    for user_id, _, with_notifications in connects:
+        after[user_id] -= 1
+        open_sockets = open_now.get(user_id, 0) - after[user_id]
+        summary = _summary(next(summaries)) if with_notifications else None
+        states.append(Connected(list(rooms[user_id]), summary, open_sockets))
+    return states
+
+
+def _summary(rows):
     limit = option("NOTIFICATION_MAX_ROOMS")
-    rows = results[3]
-    items = [_room_item(row) for row in rows[:limit]]
-    return Connected(room_ids, {"rooms": items, "has_more": len(rows) > limit}, open_sockets)
+    return {"rooms": [_room_item(row) for row in rows[:limit]], "has_more": len(rows) > limit}
 
 
 class _Row:
@@ -102,8 +118,8 @@ def _columns():
 
 @cache
 def _sql():
-    """The session INSERT, the user's open-socket count, the room ids and the summary page
-    (built once per process)."""
+    """The sessions' INSERT, the users' open-socket counts and room ids, and one user's summary
+    page (built once per process)."""
     quote = connection.ops.quote_name
 
     def names(model, *fields):
@@ -128,14 +144,21 @@ def _sql():
     )
     reaction_id, reacted, emoji, reactor = names(Reaction, "id", "message", "emoji", "user")
 
-    session = (
-        f"INSERT INTO {session_table} ({', '.join(names(Session, 'user', 'channel_name'))},"
-        f" {', '.join(names(Session, 'connected_at', 'last_heartbeat'))}) VALUES (%s, %s, %s, %s)"
+    user_type, channel_type = (
+        Session._meta.get_field(name).cast_db_type(connection) for name in ("user", "channel_name")
     )
-    room_ids = f"SELECT {member_room} FROM {memberships} WHERE {member_user} = %s"
+    inserted = ", ".join(names(Session, "connected_at", "last_heartbeat", "user", "channel_name"))
+    sessions = (
+        f"INSERT INTO {session_table} ({inserted}) SELECT %s, %s, new.user_id, new.channel"
+        f" FROM unnest(%s::{user_type}[], %s::{channel_type}[]) AS new(user_id, channel)"
+    )
+    member_of = f"{member_user} = ANY(%s::{user_type}[])"
+    room_ids = f"SELECT {member_user}, {member_room} FROM {memberships} WHERE {member_of}"
     session_user, closed_at = names(Session, "user", "closed_at")
-    open_count = (
-        f"SELECT count(*) FROM {session_table} WHERE {session_user} = %s AND {closed_at} IS NULL"
+    open_counts = (
+        f"SELECT {session_user}, count(*) FROM {session_table}"
+        f" WHERE {session_user} = ANY(%s::{user_type}[]) AND {closed_at} IS NULL"
+        f" GROUP BY {session_user}"
     )
     # The page first (rooms with unread messages, newest first, one more than shown), then the
     # details of those rooms only: last message with author and reactions, a direct room's peer.
@@ -165,4 +188,4 @@ def _sql():
         f" AND pm.{member_user} <> %s LIMIT 1) peer ON true"
         f" ORDER BY r.{event_at} DESC, r.{room_id} DESC"
     )
-    return session, open_count, room_ids, summary
+    return sessions, open_counts, room_ids, summary

@@ -5,8 +5,8 @@ A batch of sends is one statement, whatever its rooms (storage/message_sql.py): 
 trip, and the statement passes over stored client_msg_ids by itself, so a batch without
 replies or forwards reads nothing before it. What only the ORM does (validating replies and
 forwards, looking up the originals of passed-over resends) goes to the database thread. A
-connect is four statements built once per process (storage/connect_sql.py), one round trip;
-connects that arrive together share one transaction.
+batch of connects is three statements and a summary each, built once per process
+(storage/connect_sql.py), in one round trip and one transaction.
 
 When the connection breaks or cannot be opened, the batch's senders get 4503 and the connect
 fails (the socket closes and the client reconnects); nothing is tried another way, which would
@@ -57,17 +57,9 @@ class EventLoopConnectState(ConnectState):
         return await self._batcher.submit((user.pk, channel_name, with_notifications))
 
     async def _open_batch(self, connects):
-        statements, parts = [], []
-        for user_id, channel_name, with_notifications in connects:
-            part = connect_sql.statements(user_id, channel_name, with_notifications)
-            parts.append((len(statements), len(part), with_notifications))
-            statements.extend(part)
         try:
-            results = await self.connection.run(statements)
+            results = await self.connection.run(connect_sql.statements(connects))
         except (Unavailable, *CONNECTION_LOST):
             await lost_connection()
             raise
-        return [
-            connect_sql.state_from_rows(results[start : start + count], with_notifications)
-            for start, count, with_notifications in parts
-        ]
+        return connect_sql.states_from_rows(connects, results)
