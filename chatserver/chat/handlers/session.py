@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from .. import sessions
 from ..conf import option
-from ..protocol import HEARTBEAT, RESUME
+from ..protocol import HEARTBEAT, encode_resume
 from ..services import eventlog
 from ..storage.call_queue import Batcher
 
@@ -34,12 +34,5 @@ async def resume(conn, frame, data):
     rooms, missing = await replays.submit(
         (conn.user, data["rooms"], option("RESUME_MAX_EVENTS"), option("MAX_ANSWER_BYTES"))
     )
-    await conn.reply(
-        frame,
-        RESUME,
-        {
-            "rooms": {str(room_id): state for room_id, state in rooms.items()},
-            "missing": missing,
-            "has_more": any(state["limited"] for state in rooms.values()),
-        },
-    )
+    has_more = any(state["limited"] for state in rooms.values())
+    await conn.respond(frame, encode_resume(rooms, missing, has_more))

@@ -9,11 +9,12 @@ its schema (the tests do, see catalogue.check_server_frame).
 import json
 from dataclasses import dataclass, field
 
-from .catalogue import ERROR
+from .catalogue import ERROR, RESUME
 from .codes import ERROR_MALFORMED
 from .validation import ProtocolError
 
 REQUEST_ID_MAX_LENGTH = 128
+SEPARATORS = (",", ":")  # the most compact JSON
 
 
 @dataclass(frozen=True)
@@ -69,12 +70,40 @@ def encode_event(event_type, data, request_id=None):
     frame = {"eventType": event_type, "data": data}
     if request_id is not None:
         frame["request_id"] = request_id
-    return json.dumps(frame, separators=(",", ":"), default=str)
+    return json.dumps(frame, separators=SEPARATORS, default=str)
+
+
+def encode_room_event(event_type, data):
+    """A room event as it appears inside a ``session.resume`` answer, as JSON text (its size in
+    bytes is its length: JSON escapes non-ASCII)."""
+    return json.dumps({"eventType": event_type, "data": data}, separators=SEPARATORS, default=str)
+
+
+def encode_resume(rooms, missing, has_more, request_id=None):
+    """The ``session.resume`` answer. Each room's ``events`` are texts of ``encode_room_event``
+    already: a batch of resumes encodes each replayed event once, and every answer it appears
+    in joins that text in rather than encoding it again."""
+    states = ",".join(
+        f"{json.dumps(str(room_id))}:"
+        + _object(
+            f'"events":[{",".join(state["events"])}]',
+            {key: value for key, value in state.items() if key != "events"},
+        )
+        for room_id, state in rooms.items()
+    )
+    data = _object(f'"rooms":{{{states}}}', {"missing": missing, "has_more": has_more})
+    return with_request_id(f'{{"eventType":"{RESUME}","data":{data}}}', request_id)
+
+
+def _object(first, others):
+    """A JSON object: the member ``first`` (JSON text already), then the members of ``others``."""
+    rest = json.dumps(others, separators=SEPARATORS)
+    return f"{{{first},{rest[1:]}" if others else f"{{{first}}}"
 
 
 def encoded_size(data):
     """Bytes ``data`` takes in a frame (JSON escapes non-ASCII, so characters are bytes)."""
-    return len(json.dumps(data, separators=(",", ":"), default=str))
+    return len(json.dumps(data, separators=SEPARATORS, default=str))
 
 
 def with_request_id(text, request_id):
@@ -92,4 +121,4 @@ def encode_error(code, detail, event_type=None, request_id=None):
     }
     if request_id is not None:
         frame["request_id"] = request_id
-    return json.dumps(frame, separators=(",", ":"))
+    return json.dumps(frame, separators=SEPARATORS)

@@ -13,7 +13,7 @@ from django.db import connection
 from django.utils import timezone
 
 from ..models import Membership, Message, Reaction, Room, RoomEvent
-from ..protocol import MESSAGE_CREATED, MESSAGE_MODIFIED, encoded_size
+from ..protocol import MESSAGE_CREATED, MESSAGE_MODIFIED, encode_room_event
 from ..serializers import deleted_message_payload, message_payload
 from ..storage.raw_reads import Select
 from .users import users_by_id
@@ -122,10 +122,11 @@ def message_payloads(message_ids):
 def replay(user, cursors, limit, max_bytes=None):
     """Events after each cursor, for the rooms the user is a member of (constant queries).
 
-    Returns ``(rooms, missing)``: per room ``{"events", "limited", "next_after", "last_seq"}``,
-    and the ids of requested rooms the user cannot see (deleted, left or never joined). At most
-    ``limit`` events per room, and about ``max_bytes`` of events in all (at least one): a room
-    cut short is ``limited``, to be resumed from its ``next_after``.
+    Returns ``(rooms, missing)``: per room ``{"events", "limited", "next_after", "last_seq"}``
+    (the events as JSON texts, for protocol.encode_resume), and the ids of requested rooms the
+    user cannot see (deleted, left or never joined). At most ``limit`` events per room, and
+    about ``max_bytes`` of events in all (at least one): a room cut short is ``limited``, to be
+    resumed from its ``next_after``.
     """
     return replay_many([(user, cursors, limit, max_bytes)])[0]
 
@@ -155,26 +156,24 @@ def replay_many(requests):
     spans = [(room_id, *span) for room_id, each in wanted.items() for span in _merged(each)]
     events = logged_events(spans)
     messages = message_payloads({e.message_id for e in events.values() if e.message_id})
-    # Members of one room replay the same events: each is built and measured once per batch,
-    # and the answers share it (nothing changes an answer's events once built).
-    measure = any(max_bytes is not None for *_, max_bytes in requests)
-    replayed = {key: _replayed_event(event, messages, measure) for key, event in events.items()}
+    # Members of one room replay the same events: each is built and encoded once per batch,
+    # and the answers share its text (protocol.encode_resume joins it in).
+    replayed = {key: _replayed_event(event, messages) for key, event in events.items()}
     return [
         _replayed(user, cursors, limit, max_bytes, last_seq, replayed)
         for user, cursors, limit, max_bytes in requests
     ]
 
 
-def _replayed_event(event, messages, measure):
-    """``(event as replayed, its encoded size or None)``."""
+def _replayed_event(event, messages):
+    """The event as replayed, as JSON text (protocol.encode_room_event)."""
     message = None
     if event.event_type in MESSAGE_EVENTS:
         message = messages.get(event.message_id) or deleted_message_payload(
             event.message_id, event.room_id
         )
     data = frame_data(event.room_id, event.seq, event.data, message)
-    replayed = {"eventType": event.event_type, "data": data}
-    return replayed, encoded_size(replayed) if measure else None
+    return encode_room_event(event.event_type, data)
 
 
 class LoggedEvent(NamedTuple):
@@ -264,14 +263,13 @@ def _replayed(user, cursors, limit, max_bytes, last_seq, replayed_events):
             "events": [], "limited": False, "next_after": after, "last_seq": last,
         }  # fmt: skip
         for seq in range(after + 1, min(last, after + limit) + 1):
-            found = replayed_events.get((room_id, seq))
-            if found is None:
+            event = replayed_events.get((room_id, seq))
+            if event is None:
                 continue
             if budget is not None and budget < 0:
                 break
-            event, size = found
             if budget is not None:
-                budget -= size
+                budget -= len(event)
                 if budget < 0 and replayed:
                     break
             room["events"].append(event)
