@@ -28,6 +28,7 @@ from chatserver.chat.direct_sender import SCOPE_KEY as DIRECT_SENDER
 from . import wire_internals as wire
 from .admission import DEFAULT_MAX_HANDSHAKES, HandshakeAdmission
 from .aio import as_deferred
+from .application_reaping import ReapedApplications
 from .direct_send import DirectFrames, DirectSender, EndOfPassWrites
 from .listening import ListeningService
 
@@ -279,11 +280,12 @@ def _as_class_attribute(value):
     return staticmethod(value) if inspect.isfunction(value) else value
 
 
-class EmbeddedServer(Server):
-    """Daphne's Server with the parts of ``run()`` that do not start a reactor."""
+class EmbeddedServer(ReapedApplications, Server):
+    """Daphne's Server with the parts of ``run()`` that do not start a reactor, its record of
+    connections kept by event (application_reaping.py)."""
 
     def build_factories(self, admission):
-        self.connections = {}
+        self.start_record()
         self.direct_writes = EndOfPassWrites()
         self.http_factory = ChatHTTPFactory(self, admission)
         # Twisted's own access log would repeat log_action's line for every request.
@@ -318,7 +320,7 @@ class EmbeddedServer(Server):
             extensions = dict(scope.get("extensions") or {})
             extensions[DIRECT_SENDER] = DirectSender(protocol, self.direct_writes)
             scope = dict(scope, extensions=extensions)
-        assert "application_instance" not in self.connections[protocol]
+        assert "application_instance" not in self.connections.get(protocol, {})
         input_queue = ApplicationQueue()
         scope.setdefault("asgi", ASGI_VERSION)
         application_instance = self.application(
@@ -326,9 +328,7 @@ class EmbeddedServer(Server):
         )
         if protocol not in self.connections:
             return None
-        self.connections[protocol]["application_instance"] = asyncio.ensure_future(
-            application_instance
-        )
+        self.track(protocol, asyncio.ensure_future(application_instance))
         return input_queue
 
     def open_websockets(self):
@@ -397,8 +397,8 @@ class DaphneService(service.MultiService):
         asyncio.set_event_loop(self.reactor._asyncioEventloop)
         runtime.start(self.reactor._asyncioEventloop)
         super().startService()
-        # Daphne's housekeeping (reaping finished consumers, pings, timeouts) reschedules itself
-        # on the reactor, as under `daphne`; it stops with the reactor.
+        # Daphne's housekeeping (consumers outliving their connection, pings, timeouts) reschedules
+        # itself on the reactor, as under `daphne`; it stops with the reactor.
         if not self._checkers_started:
             self._checkers_started = True
             self.reactor.callLater(1, self.server.application_checker)
