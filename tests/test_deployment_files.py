@@ -180,7 +180,7 @@ def test_execstart_chat_options_are_accepted_by_the_daemon(unit_text):
     parsed = parse_with_real_options([], chat_args)
     assert "error" not in parsed, parsed["error"]
     chat = parsed["chat"]
-    assert chat["endpoints"] == ["unix:/run/daphne/daphne.sock:mode=660:lockfile=1:backlog=4096"]
+    assert chat["endpoints"] == ["unix:/run/daphne/daphne.sock:mode=660:lockfile=1:backlog=1024"]
     assert chat["settings"] == "chatserver.settings.production"
     assert chat["proxy-headers"]
     spelled = {arg[2:].split("=", 1)[0] for arg in chat_args if arg.startswith("--")}

@@ -9,11 +9,9 @@ from .admission import DEFAULT_MAX_HANDSHAKES
 DEVELOPMENT_SETTINGS = "chatserver.settings.development"
 PRODUCTION_SETTINGS = "chatserver.settings.production"
 # Twisted listens with a backlog of 50; after a restart every client reconnects at once, and
-# connections past the backlog fail (nginx: "Resource temporarily unavailable", a 502) and
-# retry. Admission control keeps a storm's excess waiting here, where waiting costs nothing:
-# 4,096 is a quarter of a minute of handshakes. The kernel caps it at net.core.somaxconn
-# (4,096 by default since Linux 5.4).
-LISTEN_BACKLOG = 4096
+# connections past the backlog fail (nginx: "Resource temporarily unavailable", a 502). The
+# kernel caps it at net.core.somaxconn.
+LISTEN_BACKLOG = 1024
 
 
 def unix_endpoint(path):

@@ -16,7 +16,7 @@ def parse(*argv):
 
 
 def test_default_listens_on_loopback_port_8000():
-    assert parse()["endpoints"] == ["tcp:8000:interface=127.0.0.1:backlog=4096"]
+    assert parse()["endpoints"] == ["tcp:8000:interface=127.0.0.1:backlog=1024"]
 
 
 def test_socket_port_and_endpoints_combine_in_order():
@@ -25,15 +25,15 @@ def test_socket_port_and_endpoints_combine_in_order():
         "--endpoint", "tcp:9001:interface=127.0.0.1", "-e", "unix:/tmp/x.sock",
     )  # fmt: skip
     assert options["endpoints"] == [
-        "unix:/run/daphne/daphne.sock:mode=660:lockfile=1:backlog=4096",
-        "tcp:9000:interface=\\:\\:1:backlog=4096",
+        "unix:/run/daphne/daphne.sock:mode=660:lockfile=1:backlog=1024",
+        "tcp:9000:interface=\\:\\:1:backlog=1024",
         "tcp:9001:interface=127.0.0.1",
         "unix:/tmp/x.sock",
     ]
 
 
 def test_unix_endpoint_escapes_colons():
-    assert unix_endpoint("/tmp/a:b.sock") == "unix:/tmp/a\\:b.sock:mode=660:lockfile=1:backlog=4096"
+    assert unix_endpoint("/tmp/a:b.sock") == "unix:/tmp/a\\:b.sock:mode=660:lockfile=1:backlog=1024"
 
 
 def test_listeners_queue_a_reconnect_storm_not_fifty_connections():
@@ -41,7 +41,7 @@ def test_listeners_queue_a_reconnect_storm_not_fifty_connections():
     from twisted.internet.endpoints import serverFromString
 
     for description in parse("--socket", "/tmp/x.sock", "--port", "9000")["endpoints"]:
-        assert serverFromString(reactor, description)._backlog == 4096
+        assert serverFromString(reactor, description)._backlog == 1024
 
 
 def test_port_out_of_range_is_a_usage_error():

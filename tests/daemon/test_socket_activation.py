@@ -51,7 +51,7 @@ def listening_socket(tmp_path):
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.bind(str(path))
     os.chmod(path, 0o660)
-    sock.listen(4096)
+    sock.listen(1024)
     yield sock
     sock.close()
 
