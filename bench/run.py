@@ -465,7 +465,9 @@ class Runner:
         for _ in range(self.p.reps):
             self.check_alive()
             settle(self.pid)
-            profiler = self.start_profile("connect_storm", CONNECT_PROFILE_SECONDS) if not reps else None
+            profiler = None
+            if not reps:  # py-spy samples the first repetition
+                profiler = self.start_profile("connect_storm", CONNECT_PROFILE_SECONDS)
             cpu0 = cpu_seconds(self.pid)
             result = self.connect(users)
             cpu1 = cpu_seconds(self.pid)
