@@ -9,7 +9,6 @@ from chatserver.chat.protocol import (
     check_server_frame,
     encode_event,
     encode_resume,
-    encode_room_event,
 )
 
 EVENT = {
@@ -47,7 +46,7 @@ EVENT = {
 )
 def test_a_resume_answer_reads_as_if_encoded_whole(rooms, missing, has_more, request_id):
     encoded = {
-        room_id: {**state, "events": [encode_room_event(**_args(e)) for e in state["events"]]}
+        room_id: {**state, "events": [encode_event(*_args(e)) for e in state["events"]]}
         for room_id, state in rooms.items()
     }
     text = encode_resume(encoded, missing, has_more, request_id)
@@ -62,9 +61,9 @@ def test_a_resume_answer_reads_as_if_encoded_whole(rooms, missing, has_more, req
 
 
 def test_a_room_events_length_is_its_size_in_bytes():
-    text = encode_room_event(**_args(EVENT))
+    text = encode_event(*_args(EVENT))
     assert len(text) == len(text.encode()) and json.loads(text) == EVENT
 
 
 def _args(event):
-    return {"event_type": event["eventType"], "data": event["data"]}
+    return event["eventType"], event["data"]

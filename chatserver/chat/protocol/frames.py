@@ -73,16 +73,11 @@ def encode_event(event_type, data, request_id=None):
     return json.dumps(frame, separators=SEPARATORS, default=str)
 
 
-def encode_room_event(event_type, data):
-    """A room event as it appears inside a ``session.resume`` answer, as JSON text (its size in
-    bytes is its length: JSON escapes non-ASCII)."""
-    return json.dumps({"eventType": event_type, "data": data}, separators=SEPARATORS, default=str)
-
-
 def encode_resume(rooms, missing, has_more, request_id=None):
-    """The ``session.resume`` answer. Each room's ``events`` are texts of ``encode_room_event``
-    already: a batch of resumes encodes each replayed event once, and every answer it appears
-    in joins that text in rather than encoding it again."""
+    """The ``session.resume`` answer. Each room's ``events`` are frames of ``encode_event``
+    already (a frame's length is its size in bytes: JSON escapes non-ASCII): a batch of resumes
+    encodes each replayed event once, and every answer it appears in joins that text in rather
+    than encoding it again."""
     states = ",".join(
         f"{json.dumps(str(room_id))}:"
         + _object(

@@ -13,7 +13,7 @@ from django.db import connection
 from django.utils import timezone
 
 from ..models import Membership, Message, Reaction, Room, RoomEvent
-from ..protocol import MESSAGE_CREATED, MESSAGE_MODIFIED, encode_room_event
+from ..protocol import MESSAGE_CREATED, MESSAGE_MODIFIED, encode_event
 from ..serializers import deleted_message_payload, message_payload
 from ..storage.raw_reads import Select
 from .users import users_by_id
@@ -166,14 +166,14 @@ def replay_many(requests):
 
 
 def _replayed_event(event, messages):
-    """The event as replayed, as JSON text (protocol.encode_room_event)."""
+    """The event as replayed, as JSON text: a frame of its own, as broadcast."""
     message = None
     if event.event_type in MESSAGE_EVENTS:
         message = messages.get(event.message_id) or deleted_message_payload(
             event.message_id, event.room_id
         )
     data = frame_data(event.room_id, event.seq, event.data, message)
-    return encode_room_event(event.event_type, data)
+    return encode_event(event.event_type, data)
 
 
 class LoggedEvent(NamedTuple):

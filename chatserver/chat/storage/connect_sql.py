@@ -20,6 +20,7 @@ from ..models import Membership, Message, Reaction, Room, Session
 from ..serializers import message_payload, user_payload
 from ..services import rooms as room_service
 from ..services.eventlog import Reacted
+from .array_in import any_of_array
 from .interface import Connected
 
 
@@ -152,12 +153,14 @@ def _sql():
         f"INSERT INTO {session_table} ({inserted}) SELECT %s, %s, new.user_id, new.channel"
         f" FROM unnest(%s::{user_type}[], %s::{channel_type}[]) AS new(user_id, channel)"
     )
-    member_of = f"{member_user} = ANY(%s::{user_type}[])"
-    room_ids = f"SELECT {member_user}, {member_room} FROM {memberships} WHERE {member_of}"
+    room_ids = (
+        f"SELECT {member_user}, {member_room} FROM {memberships}"
+        f" WHERE {any_of_array(member_user, user_type)}"
+    )
     session_user, closed_at = names(Session, "user", "closed_at")
     open_counts = (
         f"SELECT {session_user}, count(*) FROM {session_table}"
-        f" WHERE {session_user} = ANY(%s::{user_type}[]) AND {closed_at} IS NULL"
+        f" WHERE {any_of_array(session_user, user_type)} AND {closed_at} IS NULL"
         f" GROUP BY {session_user}"
     )
     # The page first (rooms with unread messages, newest first, one more than shown), then the
