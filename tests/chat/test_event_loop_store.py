@@ -380,12 +380,13 @@ async def test_statements_are_prepared_unless_the_database_options_say_otherwise
     assert store_of_this_loop()._connection.prepare_threshold is None
 
 
-async def test_the_prepared_inserts_probe_the_message_index_in_their_generic_plans(users):
+async def test_the_prepared_insert_probes_the_message_index_in_its_generic_plan(users):
     """A generic plan is made once, maybe while the tables are small, and kept as they grow:
-    for every batch size it must look resends up by index, not hash the whole message table
-    (which made every batch slower as messages piled up)."""
+    for a batch of any size it must look resends up by index, not hash the whole message table
+    (which made every batch slower as messages piled up). Batches of every size share the one
+    statement (its arrays are the batch's columns)."""
     room_id = await database_sync_to_async(make_room)(users.alice, [])
-    for i in range(8):  # each size prepared after five runs
+    for i in range(8):  # prepared after five runs
         for size in (1, 2, 3):
             batch = [{"content": "m", "client_msg_id": f"{i}-{size}-{k}"} for k in range(size)]
             await runtime.store_sends([(users.alice, room_id, data) for data in batch])
@@ -393,11 +394,11 @@ async def test_the_prepared_inserts_probe_the_message_index_in_their_generic_pla
     await connection.execute("ANALYZE chat_message, chat_room")  # a small site's statistics
     await connection.execute("SET plan_cache_mode = force_generic_plan")
     prepared = await connection.execute(
-        "SELECT name, statement FROM pg_prepared_statements WHERE statement LIKE 'WITH batch%%'"
+        "SELECT name FROM pg_prepared_statements WHERE statement LIKE 'WITH batch%%'"
     )
+    (name,) = [row[0] for row in await prepared.fetchall()]
     plans = {}
-    for name, statement in await prepared.fetchall():
-        size = statement.count("), (") + 1  # rows of the VALUES list
+    for size in (1, 3):
         messages = {
             k: Message(room_id=room_id, author=users.alice, content="x") for k in range(size)
         }
@@ -406,7 +407,6 @@ async def test_the_prepared_inserts_probe_the_message_index_in_their_generic_pla
         await cursor.execute(f"EXPLAIN EXECUTE {name}({', '.join(['%s'] * len(params))})", params)
         plans[size] = "\n".join(row[0] for row in await cursor.fetchall())
     await connection.execute("RESET plan_cache_mode")
-    assert sorted(plans) == [1, 2, 3]
     for size, plan in plans.items():
         assert "Seq Scan on chat_message" not in plan and "hashed" not in plan, (size, plan)
         assert "using chat_message_client_msg_id on chat_message" in plan, (size, plan)

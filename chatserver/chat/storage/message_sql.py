@@ -8,9 +8,14 @@ atomically even in autocommit mode: one round trip whatever the rooms, the same 
 storage/orm.py writes. Room rows are locked in id order, as the ORM's store locks them, so
 concurrent batches of two daemons cannot deadlock. Column lists come from the models, so a new
 field cannot be forgotten here.
+
+The batch arrives as one array per column, unnested into rows: one query text whatever the
+batch's size. psycopg converts a query's text once and prepares it once (a VALUES list, a
+placeholder per value, was new text for every size, parsed again at every execution past 50
+parameters), and PostgreSQL plans it once.
 """
 
-from functools import cache, lru_cache
+from functools import cache
 
 from django.db import connection
 from django.utils import timezone
@@ -64,19 +69,16 @@ def _fields():
 
 def _statement(messages, now):
     message_fields, event_fields = _fields()
-    params = []
-    for rank, message in enumerate(messages, start=1):
-        params.append(rank)
-        params.extend(_db_value(f, message) for f in message_fields)
+    params = [[_db_value(f, message) for message in messages] for f in message_fields]
     params.append(connection.ops.adapt_datetimefield_value(now))
     event = RoomEvent(event_type=MESSAGE_CREATED, created_at=now)
     params.extend(_db_value(f, event) for f in event_fields)
-    return _sql(len(messages)), params
+    return _sql(), params
 
 
-@lru_cache(maxsize=128)  # the message call queue sends at most 100 messages at a time
-def _sql(count):
-    """The statement for a batch of ``count`` messages (built once per size: a hot path)."""
+@cache
+def _sql():
+    """The statement, for a batch of any size (built once: a hot path)."""
     quote = connection.ops.quote_name
 
     def column(model, name):
@@ -95,9 +97,11 @@ def _sql(count):
     last_seq = column(Room, "last_seq")
     message_table = quote(Message._meta.db_table)
     message_room = column(Message, "room")
-    row = "(%s::bigint, " + ", ".join(cast(f) for f in message_fields) + ")"
+    arrays = ", ".join(f"{cast(f)}[]" for f in message_fields)
     return (
-        f"WITH batch (rank, {', '.join(names)}) AS (VALUES {', '.join([row] * count)}),"
+        # One array per column, zipped into rows; the rank counts them from 1 in batch order.
+        f"WITH batch AS (SELECT * FROM unnest({arrays}) WITH ORDINALITY"
+        f" AS b({', '.join(names)}, rank)),"
         # Resends of stored client_msg_ids are passed over; the others are numbered in order,
         # per room. A LATERAL lookup with LIMIT 1 is one index probe per row in every plan:
         # written as NOT EXISTS, the generic plan of a prepared several-message statement made
