@@ -450,7 +450,8 @@ async def test_the_statement_stores_the_rows_the_orm_stores(users):
                 client_msg_id=f"{tag}-1",
                 parent_id=parent["message"]["id"],
             ),
-            Message(room_id=room_id, author=users.alice, content="plain"),
+            # What JSON escapes, and what a text array would have to quote.
+            Message(room_id=room_id, author=users.alice, content='"q" \\ {NULL},\nü 😀'),
         ]
 
     fast, orm = batch("fast"), batch("orm")
@@ -467,6 +468,8 @@ async def test_the_statement_stores_the_rows_the_orm_stores(users):
         assert (event.message_id, event.event_type) == (stored.pk, "message.dispatch")
         assert event.data == {}
         assert stored.created_at is not None and event.created_at is not None
+        if message in fast:  # read back exactly as the statement was given it
+            assert (stored.created_at, stored.content) == (message.created_at, message.content)
         values = {f.attname: getattr(stored, f.attname) for f in Message._meta.concrete_fields}
         for name in ("id", "seq", "created_at"):
             values.pop(name)
