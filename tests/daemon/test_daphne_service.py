@@ -48,6 +48,25 @@ def test_prepared_frames_are_encoded_once_as_utf8_text():
     assert frame.data == prepared.payloadHybi and frame.data.endswith(prepared.payload)
 
 
+def test_reading_a_frame_formats_no_debug_line(monkeypatch):
+    """Autobahn's dataReceived formats a debug line's arguments for every read, logging on or
+    off; the daemon's protocol hands the bytes to the same parser without it."""
+    import autobahn.twisted.websocket
+    from twisted.internet.testing import StringTransport
+
+    def formatted(*args, **kwargs):
+        raise AssertionError("a debug line was formatted")
+
+    protocol = service(None).server.ws_factory.buildProtocol(None)
+    parsed = []
+    protocol._dataReceived = parsed.append
+    protocol.makeConnection(StringTransport())
+    monkeypatch.setattr(autobahn.twisted.websocket, "hltype", formatted)
+    monkeypatch.setattr(autobahn.twisted.websocket, "hlval", formatted)
+    protocol.dataReceived(b"GET /messaging/ HTTP/1.1\r\n")
+    assert parsed == [b"GET /messaging/ HTTP/1.1\r\n"]
+
+
 def test_close_codes_outside_autobahns_send_close_range_use_a_close_frame():
     server = service(None).server
     protocol = server.ws_factory.buildProtocol(None)
