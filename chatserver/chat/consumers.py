@@ -58,6 +58,7 @@ SOCKET_CHANNEL_PREFIX = "socket."
 
 class ChatConsumer(AsyncWebsocketConsumer):
     user = None
+    user_id = None  # user.pk, read for every frame in and every room frame out
     direct_sender = None
     pending = None  # the task working through this connection's pipelined answers
     answers = None  # deque of (frame, answer coroutine, text) still to answer, oldest first
@@ -125,7 +126,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             metrics.connects_refused.inc()
             await self.close(code=CLOSE_TOO_MANY_CONNECTIONS)
             return
-        self.user = user
+        self.user, self.user_id = user, user.pk
         metrics.connects_accepted.inc()
         # The daemon lets us write pre-encoded frames straight to the socket.
         self.direct_sender = direct_sender_of(self.scope)
@@ -185,7 +186,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.user is None or self.refused:  # refused at connect; the close is on its way
             return
         if self.presence is not None:
-            self.presence.touch(self.user.pk)
+            self.presence.touch(self.user_id)
         if self._too_big(text_data, bytes_data):
             await self.close(code=CLOSE_TOO_BIG)
             return
@@ -193,7 +194,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         try:
             frame = parse_frame(text_data, bytes_data)
             event = client_event(frame.event_type)
-            if not await limiter.allow(self.user.pk, event.rate_class):
+            if not await limiter.allow(self.user_id, event.rate_class):
                 raise ProtocolError(ERROR_RATE_LIMITED, f"Too many {event.rate_class} events.")
             if event.name not in PIPELINED:
                 await self.settle()
@@ -340,7 +341,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.forget(room_id)
         return not (
             message.get("origin") == self.channel_name
-            or message.get("skip_user") == self.user.pk
+            or message.get("skip_user") == self.user_id
             or room_id not in self.rooms
         )
 

@@ -35,6 +35,7 @@ import uuid
 from collections import defaultdict, deque
 
 from .. import runtime
+from ..conf import option
 from ..operations import metrics
 
 logger = logging.getLogger(__name__)
@@ -314,7 +315,6 @@ async def send_to_every_process(layer, message):
 def local_groups(layer):
     """The process's LocalGroups for a channel layer (one per layer and event loop, kept by
     chat.runtime, which closes it when the loop stops)."""
-    from ..conf import option
 
     def make():
         return LocalGroups(layer, refresh_interval=option("GROUP_REFRESH_INTERVAL"))

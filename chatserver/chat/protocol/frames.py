@@ -15,6 +15,8 @@ from .validation import ProtocolError
 
 REQUEST_ID_MAX_LENGTH = 128
 SEPARATORS = (",", ":")  # the most compact JSON
+# json.dumps with options builds an encoder per call; every server frame goes through this one.
+_encode = json.JSONEncoder(separators=SEPARATORS, default=str).encode
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ def encode_event(event_type, data, request_id=None):
     frame = {"eventType": event_type, "data": data}
     if request_id is not None:
         frame["request_id"] = request_id
-    return json.dumps(frame, separators=SEPARATORS, default=str)
+    return _encode(frame)
 
 
 def encode_resume(rooms, missing, has_more, request_id=None):
@@ -98,7 +100,7 @@ def _object(first, others):
 
 def encoded_size(data):
     """Bytes ``data`` takes in a frame (JSON escapes non-ASCII, so characters are bytes)."""
-    return len(json.dumps(data, separators=SEPARATORS, default=str))
+    return len(_encode(data))
 
 
 def with_request_id(text, request_id):
