@@ -106,7 +106,10 @@ class Message(models.Model):
     SYSTEM = "system"
     KINDS = [(TEXT, "Text"), (SYSTEM, "System")]
 
-    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
+    # Not indexed alone: the (room, seq) constraint's index leads with the room (migration 0008).
+    room = models.ForeignKey(
+        Room, on_delete=models.CASCADE, related_name="messages", db_index=False
+    )
     # The seq of the message.dispatch event that created it.
     seq = models.PositiveBigIntegerField()
     # None for system messages (and for authors whose account was deleted).
@@ -122,11 +125,12 @@ class Message(models.Model):
     # Chosen by the client so that a resend returns the original message instead of a copy.
     # NULL, not "", when absent: the unique constraint applies only to given ids.
     client_msg_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    # Indexed where set (Meta.indexes): most messages are neither replies nor forwards.
     parent = models.ForeignKey(
-        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
     )
     forwarded_from = models.ForeignKey(
-        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
     )
     is_edited = models.BooleanField(default=False)
     is_deleted = models.BooleanField(default=False)
@@ -140,6 +144,16 @@ class Message(models.Model):
                 fields=["author", "client_msg_id"],
                 condition=Q(client_msg_id__isnull=False),
                 name="chat_message_client_msg_id",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["parent"], condition=Q(parent__isnull=False), name="chat_message_parent"
+            ),
+            models.Index(
+                fields=["forwarded_from"],
+                condition=Q(forwarded_from__isnull=False),
+                name="chat_message_forwarded_from",
             ),
         ]
 
@@ -173,11 +187,13 @@ class RoomEvent(models.Model):
     state at replay, so edited or deleted content never comes back from the log.
     """
 
-    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="events")
+    # Not indexed alone: the (room, seq) constraint's index leads with the room (migration 0008).
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="events", db_index=False)
     seq = models.PositiveBigIntegerField()
     event_type = models.CharField(max_length=64)
-    # A plain id, not a foreign key: the event outlives a hard-deleted message.
-    message_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    # A plain id, not a foreign key: the event outlives a hard-deleted message. Not indexed:
+    # the log is read by room and seq, and its message ids lead to messages, never back.
+    message_id = models.BigIntegerField(null=True, blank=True)
     data = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
