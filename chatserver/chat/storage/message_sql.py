@@ -15,7 +15,8 @@ a placeholder per value, was new text for every size, parsed again at every exec
 parameters; an array per column cost psycopg a Python call per value to quote. The rows are
 the messages' own attribute values (ints, strings, booleans, None, aware datetimes), encoded
 by ``json.dumps`` in one call: Django's per-value preparation cost more than the rest of the
-statement.
+statement. PostgreSQL reads them as ``jsonb``, parsed once: a ``json`` value is parsed again by
+every ``->>`` that takes a column from it (a fifth of the statement's time at 40 messages).
 """
 
 import json
@@ -119,7 +120,7 @@ def _sql():
     return (
         # One JSON array per message, its columns in order; the rank counts them from 1.
         f"WITH batch AS (SELECT {row_columns}, rank"
-        f" FROM json_array_elements(%s::json) WITH ORDINALITY AS b(r, rank)),"
+        f" FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS b(r, rank)),"
         # Resends of stored client_msg_ids are passed over; the others are numbered in order,
         # per room. A LATERAL lookup with LIMIT 1 is one index probe per row in every plan:
         # written as NOT EXISTS, the generic plan of a prepared several-message statement made
