@@ -20,11 +20,11 @@ from ..serializers import user_payload
 from ..services import messages as service
 from ..services.permissions import SEND, VIEW
 from ..services.rooms import not_found
-from ..storage.call_queue import Batcher
+from ..storage.call_queue import HOT_PATH_LIMIT, Batcher
 
 # Sends made while a batch is being stored wait for the next one (storage/call_queue.py), stored
 # by the running event loop's MessageStore (chat/runtime.py).
-store_messages = Batcher(runtime.store_sends)
+store_messages = Batcher(runtime.store_sends, limit=HOT_PATH_LIMIT)
 message_room = database_sync_to_async(service.message_room)
 modify_message = database_sync_to_async(service.modify_message)
 react_db = database_sync_to_async(service.react)

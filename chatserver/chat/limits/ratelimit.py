@@ -23,7 +23,7 @@ import time
 import redis.asyncio
 
 from ..conf import DEFAULTS, option
-from ..storage.call_queue import Batcher
+from ..storage.call_queue import HOT_PATH_LIMIT, Batcher
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class RedisBuckets:
         self.sweep_every = sweep_every
         self.next_sweep = clock() + sweep_every
         self._client = self._script = self._loop = None
-        self._batcher = Batcher(self._take_batch)
+        self._batcher = Batcher(self._take_batch, limit=HOT_PATH_LIMIT)
 
     def _bound(self):
         loop = asyncio.get_running_loop()

@@ -33,7 +33,7 @@ messages_stored = Counter(
 message_batch_size = Histogram(
     PREFIX + "message_batch_size",
     "Sends stored per database call (the message Batcher coalesces concurrent sends).",
-    buckets=(1, 2, 5, 10, 20, 50, 100),
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
 )
 room_frame_deliveries = Counter(
     PREFIX + "room_frame_deliveries",
