@@ -10,9 +10,9 @@ import asyncio
 import weakref
 
 # A path every message takes. Past what the daemon's core can do (2,500 sends a second in the
-# small-rooms bench) a batch of sends came back every 130 ms and carried 288 of them: with a
-# limit of 100, the store alone would have fallen behind at 770 a second, and the backlog would
-# never drain.
+# small-rooms bench) a batch of sends came back every 130 ms carrying 288: a cap of 100 would
+# split such a backlog into three calls, each paying its round trip and its wait for a pass of
+# the loop, where one call can take it all.
 HOT_PATH_LIMIT = 1000
 
 
