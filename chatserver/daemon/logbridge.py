@@ -30,12 +30,13 @@ class TwistedLogHandler(logging.Handler):
             self.handleError(record)
 
 
-def route_stdlib_logging_to_twisted(level=logging.INFO):
+def route_stdlib_logging_to_twisted():
     """Make the bridge the only destination of stdlib logging.
 
     Django's logging configuration (run by every ``django.setup()``) attaches console handlers
     to the root and ``django`` loggers; under twistd those would bypass the twistd log, so they
-    are removed and every logger propagates to the root, whose one handler is the bridge.
+    are removed and every logger propagates to the root, whose one handler is the bridge. The
+    levels stay as LOGGING set them (CHATSERVER_LOG_LEVEL, CHATSERVER_ACCESS_LOG).
     """
     handler = TwistedLogHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
@@ -49,5 +50,4 @@ def route_stdlib_logging_to_twisted(level=logging.INFO):
             logger.removeHandler(existing)
         logger.propagate = True
     logging.getLogger().addHandler(handler)
-    logging.getLogger().setLevel(level)
     return handler

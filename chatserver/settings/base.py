@@ -2,7 +2,14 @@
 
 import os
 
-from .environment import allowed_origins, env_int, env_list, state_dir
+from .environment import (
+    allowed_origins,
+    env_flag,
+    env_int,
+    env_list,
+    logging_config,
+    state_dir,
+)
 
 STATE_DIR = state_dir()
 
@@ -103,17 +110,9 @@ REALTIME_CHAT_MESSAGING = {
     "REFRESH_TOKEN_LIFETIME": env_int("CHATSERVER_REFRESH_TOKEN_LIFETIME", 7 * 24 * 3600),
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("CHATSERVER_LOG_LEVEL", "INFO")},
-    "loggers": {
-        "django.db.backends": {"level": "INFO"},
-        "daphne": {"level": "INFO"},
-    },
-}
+LOGGING = logging_config(
+    os.environ.get("CHATSERVER_LOG_LEVEL", "INFO"), env_flag("CHATSERVER_ACCESS_LOG", True)
+)
 
 
 def allowed_hosts(default):

@@ -110,7 +110,8 @@ async def test_unix_socket_broadcast_idle_survival_and_graceful_stop(
 
 async def test_tcp_listener_and_unauthenticated_close(tmp_path, redis_env, users):
     port = free_port()
-    daemon = Daemon(["--port", str(port)], redis_env, tmp_path).start(tcp_port_accepts(port))
+    env = dict(redis_env, CHATSERVER_ACCESS_LOG="off")
+    daemon = Daemon(["--port", str(port)], env, tmp_path).start(tcp_port_accepts(port))
     try:
         await exchange_broadcast(
             lambda: tcp_client(port, users["alice"]["token"]),
@@ -128,7 +129,8 @@ async def test_tcp_listener_and_unauthenticated_close(tmp_path, redis_env, users
         async with tcp_client(port, users["alice"]["token"], max_size=None) as greedier:
             await greedier.send("x" * (2 * 1024 * 1024))
             assert await closed_code(greedier) == 1009
-        daemon.stop_cleanly()
+        log = daemon.stop_cleanly()
+        assert "chat listening on" in log and "WebSocket connected" not in log
     finally:
         daemon.kill()
 

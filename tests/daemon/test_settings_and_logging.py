@@ -7,7 +7,11 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from twisted.logger import LogLevel, globalLogPublisher
 
-from chatserver.daemon.logbridge import TwistedLogHandler, twisted_level
+from chatserver.daemon.logbridge import (
+    TwistedLogHandler,
+    route_stdlib_logging_to_twisted,
+    twisted_level,
+)
 from chatserver.settings import environment
 
 
@@ -70,6 +74,44 @@ def test_production_check_names_every_problem():
         redis_url="redis://x",
         debug=False,
     )
+
+
+def test_access_lines_are_on_or_off_whatever_the_level():
+    quiet = environment.logging_config("WARNING", access_log=True)
+    assert quiet["root"]["level"] == "WARNING"
+    assert quiet["loggers"]["chatserver.access"]["level"] == "INFO"
+    verbose = environment.logging_config("DEBUG", access_log=False)
+    assert verbose["root"]["level"] == "DEBUG"
+    assert verbose["loggers"]["chatserver.access"]["level"] == "WARNING"
+
+
+@pytest.fixture
+def saved_logging():
+    """Every logger's handlers, propagation and level, put back after the test."""
+    loggers = [logging.getLogger()] + [
+        logger
+        for logger in logging.root.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger)
+    ]
+    saved = [(logger, list(logger.handlers), logger.propagate, logger.level) for logger in loggers]
+    yield
+    for logger, handlers, propagate, level in saved:
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        for handler in handlers:
+            logger.addHandler(handler)
+        logger.propagate, logger.level = propagate, level
+
+
+def test_the_bridge_keeps_the_levels_logging_was_configured_with(saved_logging):
+    """CHATSERVER_LOG_LEVEL reaches the twistd log: the bridge once set the root to INFO."""
+    logging.getLogger().setLevel(logging.WARNING)
+    logging.getLogger("chatserver.access").setLevel(logging.INFO)
+    handler = route_stdlib_logging_to_twisted()
+    assert logging.getLogger().handlers == [handler]
+    assert logging.getLogger().level == logging.WARNING
+    assert not logging.getLogger("chatserver.test.bridge").isEnabledFor(logging.INFO)
+    assert logging.getLogger("chatserver.access").isEnabledFor(logging.INFO)
 
 
 @pytest.mark.parametrize(
