@@ -66,3 +66,15 @@ def close_async_thread_connections(django_db_setup, django_db_blocker):
 
     with django_db_blocker.unblock():
         asyncio.run(database_sync_to_async(connections.close_all)())
+
+
+@pytest.fixture(autouse=True)
+def fresh_replay_cache():
+    """Every test replays from an empty cache of replayed frames: rolled-back rooms reuse ids
+    and seqs, and a frame kept by an earlier test would answer for them
+    (chat/services/replay_cache.py)."""
+    from chatserver.chat.services.eventlog import replay_cache
+
+    replay_cache.clear()
+    yield
+    replay_cache.clear()

@@ -39,6 +39,9 @@ DEFAULTS = {
     # Page sizes: room.messages and room.list (limit <= 100), session.resume per room.
     "PAGE_SIZE": 50,
     "RESUME_MAX_EVENTS": 200,
+    # Seconds a replayed event's frame serves later replays (a reconnect storm's); a renamed or
+    # deleted author shows that much late in them. 0 builds every replay anew.
+    "REPLAY_CACHE_SECONDS": 2.0,
     "RESUME_MAX_ROOMS": 100,
     "NOTIFICATION_MAX_ROOMS": 50,
     # Presence (presence.* events and hubs); off, those events answer 4007 and sockets keep no

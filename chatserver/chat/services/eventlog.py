@@ -12,10 +12,12 @@ from typing import NamedTuple
 from django.db import connection
 from django.utils import timezone
 
+from ..conf import option
 from ..models import Membership, Message, Reaction, Room, RoomEvent
 from ..protocol import MESSAGE_CREATED, MESSAGE_MODIFIED, encode_event
 from ..serializers import deleted_message_payload, message_payload
 from ..storage.raw_reads import Select
+from .replay_cache import ReplayCache
 from .users import users_by_id
 
 # Events whose frame embeds the message, rebuilt from its current state.
@@ -97,6 +99,9 @@ class StoredMessage(NamedTuple):
     author: object  # the author's user, or None once the account is deleted
 
 
+# Frames of replayed events, shared by the replays of the next few seconds (replay_cache.py).
+replay_cache = ReplayCache(lambda: option("REPLAY_CACHE_SECONDS"))
+
 # The reads of replay_many and message_payloads, written once (storage/raw_reads.py says why).
 _memberships = Select(Membership, ("user", "room"), keys=("user", "room"))
 _last_seqs = Select(Room, ("id", "last_seq"), keys=("id",))
@@ -141,6 +146,7 @@ def replay_many(requests):
     user_ids = {user.pk for user, _, _, _ in requests}
     room_ids = {room_id for _, cursors, _, _ in requests for room_id in cursors}
     last_seq = {}  # (user id, room id) -> the room's last seq, for the rooms the user is in
+    seqs = {}  # room id -> its last seq now
     if room_ids:
         pairs = _memberships.rows(user_ids, room_ids)
         seqs = dict(_last_seqs.rows({room_id for _, room_id in pairs}))
@@ -154,11 +160,14 @@ def replay_many(requests):
             if last is not None and last > after:
                 wanted.setdefault(room_id, []).append((after + 1, min(last, after + limit)))
     spans = [(room_id, *span) for room_id, each in wanted.items() for span in _merged(each)]
+    replayed, spans = replay_cache.take(spans, seqs)
     events = logged_events(spans)
     messages = message_payloads({e.message_id for e in events.values() if e.message_id})
-    # Members of one room replay the same events: each is built and encoded once per batch,
-    # and the answers share its text (protocol.encode_resume joins it in).
-    replayed = {key: _replayed_event(event, messages) for key, event in events.items()}
+    # Members of one room replay the same events: each is built and encoded once per batch
+    # (or per few seconds, the cache), and the answers share its text (encode_resume joins it).
+    built = {key: _replayed_event(event, messages) for key, event in events.items()}
+    replay_cache.keep(built, seqs)
+    replayed.update(built)
     return [
         _replayed(user, cursors, limit, max_bytes, last_seq, replayed)
         for user, cursors, limit, max_bytes in requests
