@@ -1,12 +1,12 @@
 """A stored message writes fewer index entries: six for a message and its log event, not eleven.
 
 Every message is a row in chat_message and one in chat_roomevent, and each index of a table
-takes an entry for each row: index upkeep was most of what PostgreSQL spent on a batch of sends,
-and every entry is WAL to flush at commit. Dropped: the indexes on ``room`` alone, whose
-lookups the (room, seq) constraints' indexes serve (they lead with the room); the index on the
-log's ``message_id``, which no query reads. ``parent`` and ``forwarded_from`` are indexed only
-where set: most messages are neither replies nor forwards, and deleting a message finds its
-replies and forwards (SET_NULL) by those partial indexes.
+takes an entry for each row, every entry WAL to flush at commit (PostgreSQL's CPU per stored
+message went from 83-113 to 78-93 microseconds in batches of 10 and 40). Dropped: the indexes
+on ``room`` alone, whose lookups the (room, seq) constraints' indexes serve (they lead with the
+room); the index on the log's ``message_id``, which no query reads. ``parent`` and
+``forwarded_from`` are indexed only where set: most messages are neither replies nor forwards,
+and deleting a message finds its replies and forwards (SET_NULL) by those partial indexes.
 
 On a large table the two new indexes are built while the migration holds its lock: run it in
 a quiet hour (docs/deployment.md).
