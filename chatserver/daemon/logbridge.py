@@ -40,14 +40,18 @@ def route_stdlib_logging_to_twisted():
     """
     handler = TwistedLogHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
-    loggers = [logging.getLogger()] + [
-        logger
-        for logger in logging.root.manager.loggerDict.values()
-        if isinstance(logger, logging.Logger)
-    ]
-    for logger in loggers:
+    for logger in every_logger():
         for existing in list(logger.handlers):
             logger.removeHandler(existing)
         logger.propagate = True
     logging.getLogger().addHandler(handler)
     return handler
+
+
+def every_logger():
+    """The root logger and every logger made so far (placeholders left out)."""
+    return [logging.getLogger()] + [
+        logger
+        for logger in logging.root.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger)
+    ]

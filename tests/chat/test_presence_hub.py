@@ -9,16 +9,9 @@ from channels.layers import get_channel_layer
 from chatserver.chat.delivery import presence
 from chatserver.chat.delivery.localgroups import local_groups
 from chatserver.chat.delivery.presence import PresenceHub, presence_group
+from tests.support.clock import ManualClock
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
 
 
 class Recorder:
@@ -41,7 +34,7 @@ async def heard(recorder, count):
 
 async def test_away_follows_the_hubs_clock():
     layer = get_channel_layer()
-    clock = Clock()
+    clock = ManualClock()
     hub = PresenceHub(layer, away_after=300, flush_interval=3600, clock=clock)
     recorder = Recorder()
     await local_groups(layer).add(presence_group(7), recorder)
@@ -117,7 +110,8 @@ async def hubs():
 
     def make(count):
         for _ in range(count):
-            made.append(PresenceHub(layer, away_after=300, flush_interval=3600, clock=Clock()))
+            hub = PresenceHub(layer, away_after=300, flush_interval=3600, clock=ManualClock())
+            made.append(hub)
         return made[-count:]
 
     yield make

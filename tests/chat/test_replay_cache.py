@@ -10,23 +10,16 @@ from chatserver.chat.services import eventlog
 from chatserver.chat.services import messages as message_service
 from chatserver.chat.services.permissions import load_access
 from chatserver.chat.services.replay_cache import ReplayCache
+from tests.support.clock import ManualClock
 
 from .test_queries import count_queries, fill, make_room
 
 pytestmark = pytest.mark.django_db
 
 
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-
 @pytest.fixture
 def clock(monkeypatch):
-    clock = Clock()
+    clock = ManualClock()
     monkeypatch.setattr(eventlog.replay_cache, "clock", clock)
     return clock
 
@@ -95,7 +88,7 @@ def test_at_zero_nothing_is_kept(users, chat_options):
 
 
 def test_spans_split_around_the_kept_seqs_and_expired_frames_go():
-    clock = Clock()
+    clock = ManualClock()
     cache = ReplayCache(lambda: 2.0, clock)
     cache.keep({(7, 3): "c", (7, 4): "d", (7, 7): "g", (8, 1): "x"}, {7: 9, 8: 1})
     found, missing = cache.take([(7, 1, 9), (8, 1, 1)], {7: 9, 8: 2})

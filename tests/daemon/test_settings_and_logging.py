@@ -9,6 +9,7 @@ from twisted.logger import LogLevel, globalLogPublisher
 
 from chatserver.daemon.logbridge import (
     TwistedLogHandler,
+    every_logger,
     route_stdlib_logging_to_twisted,
     twisted_level,
 )
@@ -88,12 +89,7 @@ def test_access_lines_are_on_or_off_whatever_the_level():
 @pytest.fixture
 def saved_logging():
     """Every logger's handlers, propagation and level, put back after the test."""
-    loggers = [logging.getLogger()] + [
-        logger
-        for logger in logging.root.manager.loggerDict.values()
-        if isinstance(logger, logging.Logger)
-    ]
-    saved = [(logger, list(logger.handlers), logger.propagate, logger.level) for logger in loggers]
+    saved = [(lg, list(lg.handlers), lg.propagate, lg.level) for lg in every_logger()]
     yield
     for logger, handlers, propagate, level in saved:
         for handler in list(logger.handlers):
