@@ -21,6 +21,7 @@ import select
 import psycopg
 from django.db import connections
 from psycopg import sql
+from psycopg.pq import ExecStatus
 
 from ..reconnect import drop_dead_thread_connections
 
@@ -138,7 +139,12 @@ def hung_up(connection):
 
 
 async def _rows(cursor):
-    return [] if cursor.description is None else await cursor.fetchall()
+    """The statement's rows; ``[]`` for one that returns none. Its result's status, not
+    ``cursor.description``, which builds an object per column at every call."""
+    result = cursor.pgresult
+    if result is None or result.status != ExecStatus.TUPLES_OK:
+        return []
+    return await cursor.fetchall()
 
 
 async def lost_connection():
