@@ -162,13 +162,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         groups = [group for group in groups if group not in self.groups_joined]
         self.groups_joined.update(groups)
         local = local_groups(self.channel_layer)
-        await asyncio.gather(*(local.add(group, self) for group in groups))
+        await local.add_many(groups, self)
 
     async def leave_groups(self, groups):
         groups = [group for group in groups if group in self.groups_joined]
         self.groups_joined.difference_update(groups)
         local = local_groups(self.channel_layer)
-        await asyncio.gather(*(local.discard(group, self) for group in groups))
+        await local.discard_many(groups, self)
 
     async def disconnect(self, code):
         self.gone = True

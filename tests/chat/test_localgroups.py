@@ -100,6 +100,27 @@ async def test_groups_cost_one_layer_subscription_per_process_whatever_joins_and
     assert layer.calls == ["group_add", "group_discard"] and not layer.groups.get(BUS)
 
 
+async def test_a_consumer_joins_and_leaves_several_groups_in_one_call():
+    """A connect's groups (its user's and its rooms') go in one call, as do a disconnect's;
+    groups nobody is left in are forgotten, and a group the consumer was not in is no error."""
+    layer = CountingLayer()
+    groups = LocalGroups(layer)
+    member, other = Member("a", room_id=2), Member("b", room_id=2)
+    await groups.add_many(["user.7", "room.1", "room.2"], member)
+    await groups.add("room.2", other)
+    assert layer.calls == ["group_add"]
+    assert {g for g, m in groups.members.items() if member in m} == {"user.7", "room.1", "room.2"}
+
+    await layer.group_send(BUS, room_message("in room 2", room_id=2))
+    await wait_for(lambda: member.sent and other.sent)
+    await groups.discard_many(["user.7", "room.1", "room.2", "room.9"], member)
+    assert set(groups.members) == {"room.2"} and groups.members["room.2"] == {other}
+    await layer.group_send(BUS, room_message("after", room_id=2))
+    await wait_for(lambda: len(other.sent) == 2)
+    assert member.sent == ["in room 2"] and other.sent == ["in room 2", "after"]
+    await groups.close()
+
+
 async def test_a_failed_subscription_is_raised_and_the_next_add_tries_again():
     class FlakyLayer(CountingLayer):
         failures = 1

@@ -75,19 +75,28 @@ class LocalGroups:
     # -- membership ----------------------------------------------------------------------
 
     async def add(self, group, member):
-        """Add a consumer to a group; returns once this process receives group messages (at
-        once but for the process's first add, which subscribes it to the bus)."""
-        self.members[group].add(member)
+        await self.add_many((group,), member)
+
+    async def add_many(self, groups, member):
+        """Add a consumer to groups; returns once this process receives group messages (at
+        once but for the process's first add, which subscribes it to the bus). One call for a
+        connect's groups: a task per group cost every connect and disconnect six."""
+        for group in groups:
+            self.members[group].add(member)
         if not self._on_bus:
             await self._join_bus()
 
     async def discard(self, group, member):
-        members = self.members.get(group)
-        if members is None:
-            return
-        members.discard(member)
-        if not members:
-            del self.members[group]
+        await self.discard_many((group,), member)
+
+    async def discard_many(self, groups, member):
+        for group in groups:
+            members = self.members.get(group)
+            if members is None:
+                continue
+            members.discard(member)
+            if not members:
+                del self.members[group]
 
     async def _join_bus(self):
         if self._joining is None:

@@ -261,7 +261,7 @@ class PresenceHub:
             watched.shown = watched.entry(uid)
         self.subscriptions[consumer] = frozenset(user_ids)
         groups = local_groups(self.layer)
-        await asyncio.gather(*(groups.add(group, self) for group in new_groups))
+        await groups.add_many(new_groups, self)
         self._tick_soon()
         return [self.watched[uid].shown for uid in user_ids if uid in self.watched]
 
