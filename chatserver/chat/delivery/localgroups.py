@@ -83,7 +83,7 @@ class LocalGroups:
         connect's groups: a task per group cost every connect and disconnect six."""
         for group in groups:
             self.members[group].add(member)
-        if not self._on_bus:
+        if groups and not self._on_bus:  # no groups, nothing to wait for (nor to fail)
             await self._join_bus()
 
     async def discard(self, group, member):
